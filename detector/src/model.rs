@@ -1,0 +1,334 @@
+//! The report model: schema `lockwatch.report/v1`, one [`Report`] per finding.
+//!
+//! These types are plain data. They serialise to exactly the JSON the contract describes and
+//! deserialise from it (the CLI renders saved reports), so every field name here is part of the
+//! public format.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The schema identifier written into every report.
+pub const SCHEMA: &str = "lockwatch.report/v1";
+
+/// A source position, as the compiler gives it (`#[track_caller]` or debug info).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Location {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Location {
+    pub fn new(file: impl Into<String>, line: u32, column: u32) -> Self {
+        Location {
+            file: file.into(),
+            line,
+            column,
+        }
+    }
+}
+
+impl From<&std::panic::Location<'_>> for Location {
+    fn from(loc: &std::panic::Location<'_>) -> Self {
+        Location::new(loc.file(), loc.line(), loc.column())
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// One resolved stack frame, innermost first in a backtrace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    pub function: String,
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub line: Option<u32>,
+    #[serde(default)]
+    pub column: Option<u32>,
+}
+
+/// What kind of finding a report is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    /// Threads that can never run again, whose holder edges form a cycle.
+    Deadlock,
+    /// Threads that can never run again with no cycle to show (nobody left to signal them).
+    Stall,
+    /// Two or more locks taken in opposite orders on different paths: a deadlock waiting to happen.
+    LockOrderInversion,
+    /// A wait that lasted longer than `LOCKWATCH_LONG_WAIT_MS`.
+    LongWait,
+    /// A command that outlived the CLI's `--timeout`.
+    Hang,
+}
+
+impl ReportKind {
+    /// The name used in JSON, file names and `--fail-on`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportKind::Deadlock => "deadlock",
+            ReportKind::Stall => "stall",
+            ReportKind::LockOrderInversion => "lock_order_inversion",
+            ReportKind::LongWait => "long_wait",
+            ReportKind::Hang => "hang",
+        }
+    }
+}
+
+impl fmt::Display for ReportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a thread was doing when the report was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadState {
+    Blocked,
+    TimedWait,
+    Running,
+    Exited,
+}
+
+/// The operation a wait or a hold is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Lock,
+    Read,
+    Write,
+    Acquire,
+    Wait,
+    Join,
+    Result,
+    Barrier,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Lock => "lock",
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Acquire => "acquire",
+            Op::Wait => "wait",
+            Op::Join => "join",
+            Op::Result => "result",
+            Op::Barrier => "barrier",
+        }
+    }
+}
+
+/// The type of a resource, as its Rust type name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ResourceKind {
+    Mutex,
+    RwLock,
+    ReentrantMutex,
+    Lock,
+    RLock,
+    Semaphore,
+    BoundedSemaphore,
+    Condition,
+    Condvar,
+    Event,
+    Barrier,
+    Thread,
+    Task,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Mutex => "Mutex",
+            ResourceKind::RwLock => "RwLock",
+            ResourceKind::ReentrantMutex => "ReentrantMutex",
+            ResourceKind::Lock => "Lock",
+            ResourceKind::RLock => "RLock",
+            ResourceKind::Semaphore => "Semaphore",
+            ResourceKind::BoundedSemaphore => "BoundedSemaphore",
+            ResourceKind::Condition => "Condition",
+            ResourceKind::Condvar => "Condvar",
+            ResourceKind::Event => "Event",
+            ResourceKind::Barrier => "Barrier",
+            ResourceKind::Thread => "Thread",
+            ResourceKind::Task => "Task",
+        }
+    }
+
+    /// Whether a thread acquiring it again while holding it blocks (Mutex, Lock, RwLock write).
+    pub fn is_reentrant(self) -> bool {
+        matches!(self, ResourceKind::ReentrantMutex | ResourceKind::RLock)
+    }
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The wait a thread is in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingFor {
+    pub resource: u64,
+    pub op: Op,
+    pub location: Location,
+    /// How long the thread had been waiting when the report was made.
+    pub since_ms: u64,
+}
+
+/// A resource a thread holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub resource: u64,
+    pub op: Op,
+    /// Reentrant depth, or the number of permits held.
+    pub count: u32,
+    /// Where the hold began (for a reentrant hold, the outermost acquisition).
+    pub location: Location,
+    /// Where it was acquired, with `LOCKWATCH_BACKTRACE=full`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backtrace: Vec<Frame>,
+}
+
+/// One thread a finding involves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadReport {
+    /// lockwatch's own thread id (stable for the life of the process, never reused).
+    pub id: u64,
+    pub name: Option<String>,
+    pub state: ThreadState,
+    pub waiting_for: Option<WaitingFor>,
+    #[serde(default)]
+    pub holds: Vec<Hold>,
+    #[serde(default)]
+    pub backtrace: Vec<Frame>,
+}
+
+/// One resource a finding involves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceReport {
+    pub id: u64,
+    pub kind: ResourceKind,
+    pub name: Option<String>,
+    pub created_at: Location,
+}
+
+/// One edge of a finding's cycle.
+///
+/// A deadlock's cycle is a chain of wait edges (`thread` waits for `waits_for`, which `held_by`
+/// can release); a lock-order inversion's cycle is a chain of order edges (`from` was held when
+/// `to` was taken).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CycleEdge {
+    Wait {
+        thread: u64,
+        waits_for: u64,
+        held_by: u64,
+    },
+    Order {
+        from: u64,
+        to: u64,
+        thread: u64,
+        /// Where `to` was acquired while `from` was held.
+        location: Location,
+        /// Where the held lock `from` had been acquired.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_location: Option<Location>,
+        /// The acquiring thread's name, so a report on an exited thread stays readable.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thread_name: Option<String>,
+        /// Where `to` was acquired, with `LOCKWATCH_BACKTRACE=full`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        backtrace: Vec<Frame>,
+    },
+}
+
+/// One finding, in the `lockwatch.report/v1` schema.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub kind: ReportKind,
+    pub summary: String,
+    pub pid: u32,
+    pub detected_at_ms: u64,
+    #[serde(default)]
+    pub threads: Vec<ThreadReport>,
+    #[serde(default)]
+    pub resources: Vec<ResourceReport>,
+    #[serde(default)]
+    pub cycle: Vec<CycleEdge>,
+    #[serde(default)]
+    pub help: Vec<String>,
+}
+
+/// Why a JSON text is not a lockwatch report.
+#[derive(Debug)]
+pub enum ParseError {
+    /// Not JSON, or JSON of the wrong shape.
+    Json(serde_json::Error),
+    /// Well-formed, but its `schema` is not `lockwatch.report/v1`.
+    ForeignSchema(Option<String>),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Json(e) => write!(f, "not a lockwatch report: {e}"),
+            ParseError::ForeignSchema(Some(s)) => {
+                write!(f, "unsupported schema `{s}` (expected `{SCHEMA}`)")
+            }
+            ParseError::ForeignSchema(None) => {
+                write!(f, "not a lockwatch report: no `schema` field (expected `{SCHEMA}`)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl Report {
+    /// The kind of finding.
+    pub fn kind(&self) -> ReportKind {
+        self.kind
+    }
+
+    /// The report as one JSON object (schema `lockwatch.report/v1`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a report always serialises")
+    }
+
+    /// The report as indented JSON, for files people read.
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+
+    /// Parses a report, rejecting other schemas with a clear error.
+    pub fn from_json(text: &str) -> Result<Report, ParseError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(ParseError::Json)?;
+        match value.get("schema").and_then(|s| s.as_str()) {
+            Some(SCHEMA) => serde_json::from_value(value).map_err(ParseError::Json),
+            Some(other) => Err(ParseError::ForeignSchema(Some(other.to_owned()))),
+            None => Err(ParseError::ForeignSchema(None)),
+        }
+    }
+
+    /// The thread with this id, if the report involves it.
+    pub fn thread(&self, id: u64) -> Option<&ThreadReport> {
+        self.threads.iter().find(|t| t.id == id)
+    }
+
+    /// The resource with this id, if the report involves it.
+    pub fn resource(&self, id: u64) -> Option<&ResourceReport> {
+        self.resources.iter().find(|r| r.id == id)
+    }
+}
