@@ -1,1 +1,118 @@
+//! # lockwatch
+//!
+//! A deadlock-detecting concurrency runtime. It gives Rust programs the primitives of Python's
+//! `threading` ([`Lock`], [`RLock`], [`thread`] with joins) and the ones Rust programs already
+//! use ([`Mutex`], [`RwLock`], [`ReentrantMutex`], [`Condvar`], with parking_lot's surface and
+//! no poisoning). Every primitive records who holds it and who waits for it in one global
+//! wait-for graph; when a program freezes, lockwatch says so — the cycle, the thread names, the
+//! source lines, the backtraces and a `help:` line — instead of hanging in silence.
+//!
+//! ```no_run
+//! use lockwatch::Lock;
+//! let lock = Lock::named("config");
+//! lock.acquire();
+//! lock.acquire(); // never returns: lockwatch reports the frozen program
+//! ```
+//!
+//! ## The model
+//!
+//! Each blocking wait is an edge *thread → resource → the threads that can release it*. The
+//! thread that blocks checks the graph at once and a watchdog re-checks it every
+//! `LOCKWATCH_WATCHDOG_MS`. Graph reduction removes every thread that can still run (running
+//! code, in a timed wait, or unknown to lockwatch), then every wait such a thread can end; the
+//! threads left can never run again. A finding is confirmed on a second snapshot before it is
+//! reported, so a release racing with the check never yields a report. Lock-order tracking
+//! warns of inversions (A then B here, B then A there) that did not freeze this run.
+//!
+//! ## The cost
+//!
+//! An uncontended acquisition tries the raw parking_lot lock, stores the owner and the call
+//! site in the lock and pushes an entry on a thread-local stack: no global lock, no allocation.
+//! Nested acquisitions look their ordering edge up in a per-thread cache. Only an acquisition
+//! that waits longer than a millisecond registers in the global graph and captures a backtrace,
+//! unresolved; symbols are resolved only when a report is written. The README's Performance
+//! section has the measured ratios against parking_lot and std.
+//!
+//! Without the default feature `detect`, every type is a thin wrapper over parking_lot with the
+//! same API and size; at run time `LOCKWATCH=off` turns tracking off as well.
+//!
+//! ## Threads lockwatch never saw
+//!
+//! A thread that never touched a lockwatch primitive could still release an ownerless
+//! primitive (a [`Lock`]). On Linux lockwatch counts the process's threads
+//! (`/proc/self/status`), so such a thread keeps those waits from being reported. On other
+//! platforms it cannot count them and assumes one may exist: cycles of owned locks (Mutex,
+//! RwLock, ReentrantMutex, RLock, joins) are still reported, but a wait that any thread could
+//! end (a Lock taken twice, a Condvar nobody notifies) is not.
+//!
+//! ## Configuration
+//!
+//! Environment variables (`LOCKWATCH`, `LOCKWATCH_ON_DEADLOCK`, `LOCKWATCH_LOCK_ORDER`,
+//! `LOCKWATCH_REPORT_DIR`, `LOCKWATCH_FORMAT`, `LOCKWATCH_WATCHDOG_MS`,
+//! `LOCKWATCH_LONG_WAIT_MS`, `LOCKWATCH_ORDER_GRAPH`, `LOCKWATCH_BACKTRACE`) are read once; the
+//! same settings have a typed API, [`Config`].
 
+#![warn(missing_docs)]
+
+mod condvar;
+mod config;
+mod core;
+mod error;
+mod lock;
+mod mutex;
+mod raw;
+mod reentrant;
+#[cfg(feature = "detect")]
+mod rt;
+mod rwlock;
+pub mod thread;
+
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use config::{BacktraceMode, Config, Format, LockOrder, OnDeadlock};
+pub use error::SyncError;
+pub use lock::{Lock, LockGuard, RLock, RLockGuard};
+pub use mutex::{Mutex, MutexGuard};
+pub use reentrant::{ReentrantMutex, ReentrantMutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+#[cfg(feature = "detect")]
+pub use lockwatch_detector::{Report, ReportKind};
+
+/// The report model and its renderers, re-exported from `lockwatch-detector`.
+#[cfg(feature = "detect")]
+pub use lockwatch_detector as detector;
+
+/// Runs a scan now and returns what it finds. Each finding is returned once: a deadlock
+/// already reported (by the runtime or an earlier call) is not returned again. Findings
+/// returned here are not printed and no policy is applied to them.
+#[cfg(feature = "detect")]
+pub fn check() -> Vec<Report> {
+    rt::check()
+}
+
+/// Calls `handler` with every finding, after it is printed and before the policy applies.
+/// A panic in the handler is caught and ignored.
+#[cfg(feature = "detect")]
+pub fn set_handler(handler: impl Fn(&Report) + Send + Sync + 'static) {
+    rt::set_handler(handler)
+}
+
+/// Introspection for tests and tools: sizes of the runtime's tables.
+#[cfg(feature = "detect")]
+#[doc(hidden)]
+pub mod introspect {
+    /// Threads the runtime currently knows to be alive.
+    pub fn live_threads() -> usize {
+        crate::rt::live_thread_count()
+    }
+
+    /// (locks, edges) in the lock-order graph.
+    pub fn order_graph_size() -> (usize, usize) {
+        crate::rt::order_graph_size()
+    }
+
+    /// Writes the lock-order graph to `LOCKWATCH_ORDER_GRAPH` now (it is also written at exit).
+    pub fn write_order_graph() {
+        crate::rt::write_order_graph()
+    }
+}

@@ -167,6 +167,61 @@ impl ResourceKind {
     pub fn is_reentrant(self) -> bool {
         matches!(self, ResourceKind::ReentrantMutex | ResourceKind::RLock)
     }
+
+    /// The plural of the type name, for summaries ("2 Mutexes").
+    pub fn plural(self) -> &'static str {
+        match self {
+            ResourceKind::Mutex => "Mutexes",
+            ResourceKind::RwLock => "RwLocks",
+            ResourceKind::ReentrantMutex => "ReentrantMutexes",
+            ResourceKind::Lock => "Locks",
+            ResourceKind::RLock => "RLocks",
+            ResourceKind::Semaphore => "Semaphores",
+            ResourceKind::BoundedSemaphore => "BoundedSemaphores",
+            ResourceKind::Condition => "Conditions",
+            ResourceKind::Condvar => "Condvars",
+            ResourceKind::Event => "Events",
+            ResourceKind::Barrier => "Barriers",
+            ResourceKind::Thread => "Threads",
+            ResourceKind::Task => "Tasks",
+        }
+    }
+
+    /// The indefinite article for the type name as it is read aloud ("an RwLock", "a Mutex").
+    pub fn article(self) -> &'static str {
+        match self {
+            ResourceKind::RwLock | ResourceKind::RLock | ResourceKind::Event => "an",
+            _ => "a",
+        }
+    }
+}
+
+/// How a resource is named in every text lockwatch writes: its name if it has one, else its
+/// type and id (`Mutex#11`). Every summary, help line and renderer goes through this function
+/// (or [`resource_phrase`]) so that one resource reads the same everywhere.
+pub fn resource_label(kind: ResourceKind, name: Option<&str>, id: u64) -> String {
+    match name {
+        Some(name) => name.to_owned(),
+        None => format!("{kind}#{id}"),
+    }
+}
+
+/// A resource in running text: ``Mutex `db` `` when named, `` `Mutex#11` `` when not (the
+/// label already says the type, so it is not repeated).
+pub fn resource_phrase(kind: ResourceKind, name: Option<&str>, id: u64) -> String {
+    match name {
+        Some(name) => format!("{kind} `{name}`"),
+        None => format!("`{}`", resource_label(kind, None, id)),
+    }
+}
+
+/// How a thread is named in every text lockwatch writes: its name, else `#id` (lockwatch's
+/// own thread id), so "thread `#3`" still points at one thread.
+pub fn thread_label(name: Option<&str>, id: u64) -> String {
+    match name {
+        Some(name) => name.to_owned(),
+        None => format!("#{id}"),
+    }
 }
 
 impl fmt::Display for ResourceKind {
@@ -220,6 +275,25 @@ pub struct ResourceReport {
     pub kind: ResourceKind,
     pub name: Option<String>,
     pub created_at: Location,
+}
+
+impl ResourceReport {
+    /// See [`resource_label`].
+    pub fn label(&self) -> String {
+        resource_label(self.kind, self.name.as_deref(), self.id)
+    }
+
+    /// See [`resource_phrase`].
+    pub fn phrase(&self) -> String {
+        resource_phrase(self.kind, self.name.as_deref(), self.id)
+    }
+}
+
+impl ThreadReport {
+    /// See [`thread_label`].
+    pub fn label(&self) -> String {
+        thread_label(self.name.as_deref(), self.id)
+    }
 }
 
 /// One edge of a finding's cycle.

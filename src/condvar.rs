@@ -1,0 +1,352 @@
+use crate::mutex::MutexGuard;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// The result of a timed [`Condvar`] wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// Whether the wait ended because its time ran out.
+    pub fn timed_out(self) -> bool {
+        self.0
+    }
+}
+
+/// A condition variable with the surface of `parking_lot::Condvar`, used with [`Mutex`](crate::Mutex).
+///
+/// A waiting thread is an edge of the wait-for graph that any running thread can end, so a
+/// program whose every thread waits for a notification nobody can send is reported as a stall.
+///
+/// # Examples
+/// ```
+/// use lockwatch::{Condvar, Mutex};
+/// use std::sync::Arc;
+/// let pair = Arc::new((Mutex::new(false), Condvar::new()));
+/// let pair2 = pair.clone();
+/// let t = lockwatch::thread::spawn(move || {
+///     *pair2.0.lock() = true;
+///     pair2.1.notify_one();
+/// });
+/// let mut ready = pair.0.lock();
+/// pair.1.wait_while(&mut ready, |ready| !*ready);
+/// drop(ready);
+/// t.join().unwrap();
+/// ```
+///
+/// Like parking_lot's, a wait may return without a notification (a spurious wakeup), so wait
+/// in a loop or use [`Condvar::wait_while`].
+pub struct Condvar {
+    cv: parking_lot::Condvar,
+    #[cfg(feature = "detect")]
+    state: detect::CondvarState,
+}
+
+impl Condvar {
+    /// A new condition variable.
+    #[track_caller]
+    pub fn new() -> Condvar {
+        Condvar {
+            cv: parking_lot::Condvar::new(),
+            #[cfg(feature = "detect")]
+            state: detect::CondvarState::new(None, std::panic::Location::caller()),
+        }
+    }
+
+    /// A new condition variable with a name shown in reports.
+    #[track_caller]
+    #[allow(unused_variables)]
+    pub fn named(name: impl Into<std::sync::Arc<str>>) -> Condvar {
+        Condvar {
+            cv: parking_lot::Condvar::new(),
+            #[cfg(feature = "detect")]
+            state: detect::CondvarState::new(Some(name.into()), std::panic::Location::caller()),
+        }
+    }
+
+    /// Releases the guard's mutex, waits for a notification, and re-acquires it.
+    #[track_caller]
+    pub fn wait<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>) {
+        self.wait_inner(guard, None);
+    }
+
+    /// As [`Condvar::wait`], giving up after `timeout`.
+    #[track_caller]
+    pub fn wait_for<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        timeout: Duration,
+    ) -> WaitTimeoutResult {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.wait_until(guard, deadline),
+            None => {
+                self.wait_inner(guard, None);
+                WaitTimeoutResult(false)
+            }
+        }
+    }
+
+    /// As [`Condvar::wait`], giving up at `deadline`.
+    #[track_caller]
+    pub fn wait_until<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        deadline: Instant,
+    ) -> WaitTimeoutResult {
+        WaitTimeoutResult(self.wait_inner(guard, Some(deadline)))
+    }
+
+    /// Waits while `condition` holds, re-checking after every wakeup.
+    #[track_caller]
+    pub fn wait_while<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) {
+        while condition(&mut **guard) {
+            self.wait_inner(guard, None);
+        }
+    }
+
+    /// As [`Condvar::wait_while`], giving up after `timeout`.
+    #[track_caller]
+    pub fn wait_while_for<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        mut condition: impl FnMut(&mut T) -> bool,
+        timeout: Duration,
+    ) -> WaitTimeoutResult {
+        let deadline = Instant::now().checked_add(timeout);
+        while condition(&mut **guard) {
+            if self.wait_inner(guard, deadline) {
+                return WaitTimeoutResult(condition(&mut **guard));
+            }
+        }
+        WaitTimeoutResult(false)
+    }
+
+    /// Wakes one waiting thread; returns whether there was one.
+    pub fn notify_one(&self) -> bool {
+        #[cfg(feature = "detect")]
+        self.state.before_notify();
+        let woke = self.cv.notify_one();
+        #[cfg(feature = "detect")]
+        self.state.after_notify(usize::from(woke));
+        woke
+    }
+
+    /// Wakes every waiting thread; returns how many there were.
+    pub fn notify_all(&self) -> usize {
+        #[cfg(feature = "detect")]
+        self.state.before_notify();
+        let woke = self.cv.notify_all();
+        #[cfg(feature = "detect")]
+        self.state.after_notify(woke);
+        woke
+    }
+
+    /// Returns whether the deadline passed.
+    #[track_caller]
+    fn wait_inner<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let raw = guard.mutex.core.raw();
+        // SAFETY: the lockwatch guard proves this thread holds the raw mutex; the parking_lot
+        // guard made here stands for that same hold only while parking_lot's condvar needs
+        // it, and is forgotten afterwards so the hold stays owned by the lockwatch guard.
+        let mut raw_guard = unsafe { raw.make_guard_unchecked() };
+        #[cfg(feature = "detect")]
+        let timed_out = detect::wait(
+            self,
+            &guard.mutex.core,
+            &mut raw_guard,
+            deadline,
+            std::panic::Location::caller(),
+        );
+        #[cfg(not(feature = "detect"))]
+        let timed_out = match deadline {
+            Some(deadline) => self.cv.wait_until(&mut raw_guard, deadline).timed_out(),
+            None => {
+                self.cv.wait(&mut raw_guard);
+                false
+            }
+        };
+        std::mem::forget(raw_guard);
+        timed_out
+    }
+}
+
+impl Default for Condvar {
+    #[track_caller]
+    fn default() -> Condvar {
+        Condvar::new()
+    }
+}
+
+impl fmt::Debug for Condvar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condvar").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "detect")]
+mod detect {
+    use super::Condvar;
+    use crate::config;
+    use crate::core::{Kind, LockCore, Op};
+    use crate::raw::RawMutex;
+    use crate::rt::{self, Probe, Waiting};
+    use std::panic::Location;
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    pub(super) struct CondvarState {
+        id: AtomicU64,
+        name: Option<Arc<str>>,
+        created_at: &'static Location<'static>,
+        /// Notifications sent, so a wait cut into slices never misses one sent between them.
+        notifications: AtomicU64,
+        /// Threads woken by a notification that have not returned yet: while any is pending,
+        /// a waiter is not stuck.
+        pending: AtomicI64,
+    }
+
+    impl CondvarState {
+        pub(super) fn new(name: Option<Arc<str>>, created_at: &'static Location<'static>) -> Self {
+            CondvarState {
+                id: AtomicU64::new(0),
+                name,
+                created_at,
+                notifications: AtomicU64::new(0),
+                pending: AtomicI64::new(0),
+            }
+        }
+
+        fn id(&self) -> u64 {
+            match self.id.load(Ordering::Relaxed) {
+                0 => {
+                    let fresh = rt::next_resource_id();
+                    match self.id.compare_exchange(
+                        0,
+                        fresh,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => fresh,
+                        Err(winner) => winner,
+                    }
+                }
+                id => id,
+            }
+        }
+
+        pub(super) fn before_notify(&self) {
+            self.notifications.fetch_add(1, Ordering::SeqCst);
+        }
+
+        pub(super) fn after_notify(&self, woken: usize) {
+            if woken > 0 {
+                self.pending.fetch_add(woken as i64, Ordering::SeqCst);
+            }
+        }
+    }
+
+    struct CondvarProbe<'a>(&'a CondvarState);
+
+    impl Probe for CondvarProbe<'_> {
+        fn resource_id(&self) -> u64 {
+            self.0.id()
+        }
+        fn kind(&self) -> Kind {
+            Kind::Condvar
+        }
+        fn name(&self) -> Option<Arc<str>> {
+            self.0.name.clone()
+        }
+        fn created_at(&self) -> &'static Location<'static> {
+            self.0.created_at
+        }
+        fn available(&self) -> bool {
+            self.0.pending.load(Ordering::SeqCst) > 0
+        }
+        fn owner(&self) -> Option<(u64, Option<&'static Location<'static>>)> {
+            None
+        }
+    }
+
+    /// The instrumented wait: the mutex's hold leaves the thread's record while it waits, the
+    /// wait is registered once it outlasts the grace period, and it is cut into slices so a
+    /// verdict posted by the watchdog is taken. Returns whether the deadline passed.
+    pub(super) fn wait(
+        cv: &Condvar,
+        mutex: &LockCore<RawMutex>,
+        raw_guard: &mut parking_lot::MutexGuard<'_, ()>,
+        deadline: Option<Instant>,
+        site: &'static Location<'static>,
+    ) -> bool {
+        if !config::enabled() {
+            return match deadline {
+                Some(d) => cv.cv.wait_until(raw_guard, d).timed_out(),
+                None => {
+                    cv.cv.wait(raw_guard);
+                    false
+                }
+            };
+        }
+        let state = &cv.state;
+        let started = Instant::now();
+        let seen = state.notifications.load(Ordering::SeqCst);
+        let suspended = rt::suspend_hold(mutex.meta());
+        // Woken by a notification (true), or ended for another reason (false).
+        let mut notified = false;
+        let mut timed_out = false;
+        let mut slice_wait = |until: Instant, notified: &mut bool, timed_out: &mut bool| -> bool {
+            let result = cv.cv.wait_until(raw_guard, until);
+            if !result.timed_out() {
+                state.pending.fetch_sub(1, Ordering::SeqCst);
+                *notified = true;
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                *timed_out = true;
+                return true;
+            }
+            // A notification sent while this thread was between slices (holding the mutex,
+            // not parked) would be lost: return as a spurious wakeup instead.
+            state.notifications.load(Ordering::SeqCst) != seen
+        };
+        let grace_end = started + rt::GRACE;
+        let first_until = deadline.map_or(grace_end, |d| d.min(grace_end));
+        let done = slice_wait(first_until, &mut notified, &mut timed_out);
+        if !done {
+            let registered = rt::with_ctx(|ctx| {
+                let probe = CondvarProbe(state);
+                let waiting =
+                    Waiting::register(ctx, &probe, Op::Wait, site, started, deadline.is_some());
+                waiting.block(deadline, |slice| {
+                    slice_wait(Instant::now() + slice, &mut notified, &mut timed_out)
+                })
+            });
+            match registered {
+                Some(ended) => timed_out |= !ended,
+                // The thread's locals are gone (a wait in a thread-local destructor): wait
+                // untracked.
+                None => loop {
+                    if slice_wait(
+                        deadline.unwrap_or_else(|| Instant::now() + rt::GRACE * 100),
+                        &mut notified,
+                        &mut timed_out,
+                    ) {
+                        break;
+                    }
+                },
+            }
+        }
+        let _ = notified;
+        rt::resume_hold(mutex.meta(), suspended, site);
+        timed_out
+    }
+}

@@ -1,0 +1,149 @@
+//! The one instrumented lock: a raw lock plus, with feature `detect`, the metadata the wait-for
+//! and lock-order graphs need. Every blocking primitive is built on [`LockCore`], and this is
+//! the only place the runtime's hooks are called from, so each primitive is instrumented once.
+//!
+//! The uncontended path stays local: it tries the raw lock, stores the owner and the call site
+//! in the lock, and pushes an entry on a thread-local stack. Only an acquisition that has to
+//! wait takes the `#[cold]` path that registers the wait in the global graph.
+
+use crate::raw::{Access, RawLock};
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The type of a primitive, as reports name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "detect"), allow(dead_code))]
+pub(crate) enum Kind {
+    Mutex,
+    RwLock,
+    ReentrantMutex,
+    Lock,
+    RLock,
+    Condvar,
+    Thread,
+}
+
+/// What an acquisition or a wait is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "detect"), allow(dead_code))]
+pub(crate) enum Op {
+    Lock,
+    Read,
+    Write,
+    Acquire,
+    Wait,
+    Join,
+}
+
+/// How long an acquisition may block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Until it succeeds: the wait is an edge of the wait-for graph and the acquisition an edge
+    /// of the lock-order graph.
+    Blocking,
+    /// Not at all: never an ordering edge for the lock it tries.
+    Try,
+    /// Until the deadline: a timed wait can always end, so it is neither a stuck wait nor an
+    /// ordering edge.
+    Until(Instant),
+}
+
+impl Mode {
+    pub(crate) fn after(timeout: Duration) -> Mode {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => Mode::Until(deadline),
+            // A timeout too far in the future to represent is, in practice, no timeout.
+            None => Mode::Blocking,
+        }
+    }
+}
+
+pub(crate) struct LockCore<R> {
+    raw: R,
+    #[cfg(feature = "detect")]
+    meta: crate::rt::Meta,
+}
+
+impl<R: RawLock> LockCore<R> {
+    #[inline]
+    #[allow(unused_variables)]
+    pub(crate) fn new(
+        raw: R,
+        kind: Kind,
+        name: Option<Arc<str>>,
+        created_at: &'static Location<'static>,
+    ) -> Self {
+        LockCore {
+            raw,
+            #[cfg(feature = "detect")]
+            meta: crate::rt::Meta::new(kind, name, created_at),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn raw(&self) -> &R {
+        &self.raw
+    }
+
+    /// Acquires with `access`, blocking according to `mode`. Returns whether it got the lock.
+    #[inline]
+    #[track_caller]
+    pub(crate) fn acquire(&self, op: Op, access: Access, mode: Mode) -> bool {
+        let site = Location::caller();
+        #[cfg(feature = "detect")]
+        if crate::config::enabled() {
+            if let Some(got) =
+                crate::rt::with_ctx(|ctx| crate::rt::acquire(self, ctx, op, access, mode, site))
+            {
+                return got;
+            }
+        }
+        let _ = (op, site);
+        match mode {
+            Mode::Blocking => {
+                self.raw.acquire(access);
+                true
+            }
+            Mode::Try => self.raw.try_acquire(access),
+            Mode::Until(deadline) => self
+                .raw
+                .acquire_for(access, deadline.saturating_duration_since(Instant::now())),
+        }
+    }
+
+    /// Releases `access`.
+    ///
+    /// # Safety
+    /// The lock is held with this access (by this thread, or for an ownerless lock by anyone).
+    #[inline]
+    pub(crate) unsafe fn release(&self, access: Access) {
+        #[cfg(feature = "detect")]
+        crate::rt::on_release(&self.meta, access);
+        // SAFETY: the caller holds the lock with this access (function contract).
+        unsafe { self.raw.release(access) }
+    }
+
+    /// Records a reentrant re-acquisition (+1) or a partial release (-1) of a lock the current
+    /// thread already holds. Reentrant holds count once in the graphs.
+    #[inline]
+    #[allow(unused_variables)]
+    pub(crate) fn note_reentry(&self, delta: i32) {
+        #[cfg(feature = "detect")]
+        crate::rt::on_reentry(&self.meta, delta);
+    }
+
+    #[cfg(feature = "detect")]
+    pub(crate) fn meta(&self) -> &crate::rt::Meta {
+        &self.meta
+    }
+}
+
+/// A cheap identity for the current thread, non-zero, for reentrant ownership. It does not need
+/// the runtime, so reentrancy works identically with and without feature `detect`.
+#[inline]
+pub(crate) fn current_thread_key() -> usize {
+    thread_local!(static KEY: u8 = const { 0 });
+    // The address of a thread-local is unique among live threads and never zero.
+    KEY.with(|k| k as *const u8 as usize)
+}

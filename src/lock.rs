@@ -1,0 +1,258 @@
+//! Python-style locks: [`Lock`] (ownerless, not reentrant) and [`RLock`] (owned, reentrant).
+
+use crate::core::{Kind, LockCore, Mode, Op};
+use crate::error::SyncError;
+use crate::raw::{Access, RawMutex};
+use crate::reentrant::ReentrantCore;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// CPython's `threading.Lock`: not reentrant and not owned — any thread may release it, which
+/// makes it usable as a signal.
+///
+/// A thread that acquires a `Lock` it already holds waits for some other thread to release it.
+/// If no other thread can ever run, that is the classic frozen program (the reason `RLock`
+/// exists), and lockwatch reports it as a deadlock. While another thread can still run, it is a
+/// valid signal and never reported.
+///
+/// # Examples
+/// ```
+/// use lockwatch::{Lock, SyncError};
+/// let lock = Lock::named("config");
+/// lock.acquire();
+/// assert!(lock.locked());
+/// assert!(!lock.try_acquire());
+/// lock.release().unwrap();
+/// assert_eq!(lock.release(), Err(SyncError::NotLocked));
+/// ```
+pub struct Lock {
+    core: LockCore<RawMutex>,
+    /// Set while acquired; swapped off by `release`, so two racing releases cannot both
+    /// unlock.
+    held: AtomicBool,
+}
+
+impl Lock {
+    /// A new unlocked lock; the caller's location is its creation site in reports.
+    #[track_caller]
+    pub fn new() -> Lock {
+        Lock::with_name(None)
+    }
+
+    /// A new unlocked lock with a name shown in reports.
+    #[track_caller]
+    pub fn named(name: impl Into<Arc<str>>) -> Lock {
+        Lock::with_name(Some(name.into()))
+    }
+
+    #[track_caller]
+    fn with_name(name: Option<Arc<str>>) -> Lock {
+        Lock {
+            core: LockCore::new(RawMutex::new(()), Kind::Lock, name, Location::caller()),
+            held: AtomicBool::new(false),
+        }
+    }
+
+    #[track_caller]
+    #[inline]
+    fn acquire_with(&self, mode: Mode) -> bool {
+        let got = self.core.acquire(Op::Acquire, Access::Exclusive, mode);
+        if got {
+            self.held.store(true, Ordering::Release);
+        }
+        got
+    }
+
+    /// Blocks until the lock is acquired.
+    #[track_caller]
+    pub fn acquire(&self) {
+        self.acquire_with(Mode::Blocking);
+    }
+
+    /// Acquires the lock if it is free; never waits.
+    #[track_caller]
+    pub fn try_acquire(&self) -> bool {
+        self.acquire_with(Mode::Try)
+    }
+
+    /// Acquires the lock, waiting at most `timeout`; returns whether it was acquired.
+    #[track_caller]
+    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+        self.acquire_with(Mode::after(timeout))
+    }
+
+    /// Releases the lock, from any thread. `Err(SyncError::NotLocked)` if it is not locked.
+    pub fn release(&self) -> Result<(), SyncError> {
+        if !self.held.swap(false, Ordering::AcqRel) {
+            return Err(SyncError::NotLocked);
+        }
+        // SAFETY: `held` was true, so the raw lock is held, and the swap makes this the only
+        // release of that acquisition.
+        unsafe { self.core.release(Access::Exclusive) };
+        Ok(())
+    }
+
+    /// Whether the lock is held by some thread.
+    pub fn locked(&self) -> bool {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Acquires the lock and returns a guard that releases it when dropped.
+    #[track_caller]
+    pub fn lock(&self) -> LockGuard<'_> {
+        self.acquire();
+        LockGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Default for Lock {
+    #[track_caller]
+    fn default() -> Lock {
+        Lock::new()
+    }
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("locked", &self.locked())
+            .finish()
+    }
+}
+
+/// Holds a [`Lock`]; releases it when dropped (unless another thread already did).
+#[must_use = "if unused the Lock will immediately be released"]
+pub struct LockGuard<'a> {
+    lock: &'a Lock,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        // Another thread may have released it meanwhile (a Lock has no owner): not an error
+        // worth a panic in a destructor.
+        let _ = self.lock.release();
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard").finish_non_exhaustive()
+    }
+}
+
+/// CPython's `threading.RLock`: owned and reentrant. The owner may acquire it again without
+/// blocking and must release it as many times; no other thread may release it.
+///
+/// # Examples
+/// ```
+/// use lockwatch::{RLock, SyncError};
+/// let lock = RLock::named("registry");
+/// lock.acquire();
+/// lock.acquire(); // re-entry by the owner
+/// lock.release().unwrap();
+/// lock.release().unwrap();
+/// assert_eq!(lock.release(), Err(SyncError::NotOwner));
+/// ```
+pub struct RLock {
+    inner: ReentrantCore,
+}
+
+impl RLock {
+    /// A new unlocked lock; the caller's location is its creation site in reports.
+    #[track_caller]
+    pub fn new() -> RLock {
+        RLock {
+            inner: ReentrantCore::new(Kind::RLock, None),
+        }
+    }
+
+    /// A new unlocked lock with a name shown in reports.
+    #[track_caller]
+    pub fn named(name: impl Into<Arc<str>>) -> RLock {
+        RLock {
+            inner: ReentrantCore::new(Kind::RLock, Some(name.into())),
+        }
+    }
+
+    /// Blocks until the lock is acquired (at once if this thread owns it).
+    #[track_caller]
+    pub fn acquire(&self) {
+        self.inner.acquire(Op::Acquire, Mode::Blocking);
+    }
+
+    /// Acquires the lock if it is free or owned by this thread; never waits.
+    #[track_caller]
+    pub fn try_acquire(&self) -> bool {
+        self.inner.acquire(Op::Acquire, Mode::Try)
+    }
+
+    /// Acquires the lock, waiting at most `timeout`; returns whether it was acquired.
+    #[track_caller]
+    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+        self.inner.acquire(Op::Acquire, Mode::after(timeout))
+    }
+
+    /// Releases one level. `Err(SyncError::NotOwner)` from any thread but the owner,
+    /// including when the lock is not held at all.
+    pub fn release(&self) -> Result<(), SyncError> {
+        self.inner.release()
+    }
+
+    /// Whether the current thread owns the lock.
+    pub fn is_owned(&self) -> bool {
+        self.inner.is_owned_by_current_thread()
+    }
+
+    /// Acquires the lock and returns a guard that releases one level when dropped.
+    #[track_caller]
+    pub fn lock(&self) -> RLockGuard<'_> {
+        self.acquire();
+        RLockGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Default for RLock {
+    #[track_caller]
+    fn default() -> RLock {
+        RLock::new()
+    }
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock")
+            .field("locked", &self.inner.is_locked())
+            .finish()
+    }
+}
+
+/// Holds one level of an [`RLock`]; releases it when dropped. `!Send`.
+#[must_use = "if unused the RLock will immediately be released"]
+pub struct RLockGuard<'a> {
+    lock: &'a RLock,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        // The guard lives on the owning thread (it is !Send), so this cannot fail.
+        let _ = self.lock.release();
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLockGuard").finish_non_exhaustive()
+    }
+}

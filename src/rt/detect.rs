@@ -1,0 +1,240 @@
+//! Detection: graph reduction on a snapshot, confirmed on a second snapshot, run by the thread
+//! that blocks and re-run by the watchdog.
+
+use super::graph::{self, snapshot};
+use super::registry;
+use super::report::{self, Emitted};
+use crate::config;
+use lockwatch_detector::reduce::{self, Finding};
+use lockwatch_detector::snapshot::Snapshot;
+use lockwatch_detector::{Report, ReportKind};
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Once;
+use std::time::Duration;
+
+/// How long to wait before re-taking the snapshot that confirms a finding. A release racing
+/// with the first snapshot shows up as a changed or vanished wait in the second.
+const CONFIRM_PAUSE: Duration = Duration::from_millis(10);
+
+/// How often a blocked thread wakes to take a verdict posted for it.
+pub(crate) fn recheck_period() -> Duration {
+    config::current()
+        .read()
+        .watchdog_period
+        .clamp(Duration::from_millis(10), Duration::from_millis(100))
+}
+
+/// Findings already reported, by the `(thread, wait seq)` set that identifies them.
+static REPORTED: Mutex<Option<HashSet<Vec<(u64, u64)>>>> = Mutex::new(None);
+/// Waits already reported as long.
+static LONG_REPORTED: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+
+fn already_reported(key: &[(u64, u64)]) -> bool {
+    REPORTED
+        .lock()
+        .as_ref()
+        .is_some_and(|set| set.contains(key))
+}
+
+/// Marks a finding reported; false if it already was.
+fn claim(key: &[(u64, u64)]) -> bool {
+    REPORTED
+        .lock()
+        .get_or_insert_with(HashSet::new)
+        .insert(key.to_vec())
+}
+
+/// Reduction on a snapshot, then confirmation on a second one after a pause: only findings
+/// whose every thread is still in the very same wait are kept.
+fn confirmed_findings() -> Option<(Snapshot, Vec<Finding>)> {
+    let first = snapshot();
+    let candidates: Vec<Finding> = reduce::analyze(&first)
+        .into_iter()
+        .filter(|f| !already_reported(&f.key))
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    std::thread::sleep(CONFIRM_PAUSE);
+    let second = snapshot();
+    let confirmed: Vec<Finding> = reduce::analyze(&second)
+        .into_iter()
+        .filter(|f| candidates.iter().any(|c| c.key == f.key))
+        .collect();
+    if confirmed.is_empty() {
+        None
+    } else {
+        Some((second, confirmed))
+    }
+}
+
+fn build(mut snapshot: Snapshot, finding: &Finding) -> Report {
+    graph::complete_for_report(&mut snapshot, &finding.threads);
+    reduce::build_report(
+        &snapshot,
+        finding,
+        std::process::id(),
+        report::now_ms(),
+    )
+}
+
+/// Scan triggered by a thread that just registered an untimed wait.
+pub(crate) fn scan_blocked(current: u64) {
+    let Some((snapshot, findings)) = confirmed_findings() else {
+        return;
+    };
+    for finding in &findings {
+        if !claim(&finding.key) {
+            continue;
+        }
+        let report = build(snapshot.clone(), finding);
+        report::emit(
+            report,
+            Emitted::Stuck {
+                closing_thread: finding.closing_thread,
+                current,
+            },
+        );
+    }
+}
+
+/// Scan by the watchdog.
+fn scan_watchdog() {
+    if let Some((snapshot, findings)) = confirmed_findings() {
+        for finding in &findings {
+            if !claim(&finding.key) {
+                continue;
+            }
+            let report = build(snapshot.clone(), finding);
+            report::emit(
+                report,
+                Emitted::Stuck {
+                    closing_thread: finding.closing_thread,
+                    current: 0,
+                },
+            );
+        }
+    }
+    check_long_waits();
+}
+
+fn check_long_waits() {
+    let Some(threshold) = config::current().read().long_wait else {
+        return;
+    };
+    let threshold_ms = threshold.as_millis() as u64;
+    let snapshot = snapshot();
+    for thread in &snapshot.threads {
+        let Some(wait) = &thread.wait else { continue };
+        if wait.since_ms < threshold_ms {
+            continue;
+        }
+        if !LONG_REPORTED
+            .lock()
+            .get_or_insert_with(HashSet::new)
+            .insert(wait.seq)
+        {
+            continue;
+        }
+        let mut snapshot = snapshot.clone();
+        let mut involved = vec![thread.id];
+        if let Some((owner, site)) = graph::owner_of_wait(thread.id) {
+            involved.push(owner);
+            mark_owner_hold(&mut snapshot, owner, wait.resource, site);
+        }
+        graph::complete_for_report(&mut snapshot, &involved);
+        let report = reduce::long_wait_report(
+            &snapshot,
+            thread.id,
+            std::process::id(),
+            report::now_ms(),
+        );
+        report::emit(report, Emitted::Warning);
+    }
+}
+
+/// A running owner's holds are not in the snapshot; add the one the long wait is about.
+fn mark_owner_hold(
+    snapshot: &mut Snapshot,
+    owner: u64,
+    resource: u64,
+    site: Option<&'static std::panic::Location<'static>>,
+) {
+    let Some(site) = site else { return };
+    let Some(t) = snapshot.threads.iter_mut().find(|t| t.id == owner) else {
+        return;
+    };
+    if t.holds.iter().any(|h| h.resource == resource) {
+        return;
+    }
+    let op = match snapshot.resources.iter().find(|r| r.id == resource) {
+        Some(r) if r.kind == lockwatch_detector::ResourceKind::RwLock => {
+            lockwatch_detector::Op::Write
+        }
+        Some(r) if r.kind == lockwatch_detector::ResourceKind::Lock => {
+            lockwatch_detector::Op::Acquire
+        }
+        _ => lockwatch_detector::Op::Lock,
+    };
+    t.holds.push(lockwatch_detector::snapshot::HoldSnap {
+        resource,
+        op,
+        count: 1,
+        location: site.into(),
+        backtrace: Vec::new(),
+    });
+}
+
+/// `lockwatch::check()`: a scan on demand. Findings are returned, not printed, and count as
+/// reported.
+pub(crate) fn check() -> Vec<Report> {
+    let Some((snapshot, findings)) = confirmed_findings() else {
+        return Vec::new();
+    };
+    findings
+        .iter()
+        .filter(|f| claim(&f.key))
+        .map(|f| build(snapshot.clone(), f))
+        .collect()
+}
+
+static WATCHDOG: Once = Once::new();
+
+/// Starts the watchdog on the first registered wait: a program that never waits never pays
+/// for the thread.
+pub(crate) fn ensure_watchdog() {
+    WATCHDOG.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("lockwatch-watchdog".into())
+            .spawn(watchdog_main);
+        if let Err(e) = spawned {
+            eprintln!("lockwatch: warning: could not start the watchdog thread: {e}");
+        }
+    });
+}
+
+fn watchdog_main() {
+    // Counted from inside the thread, so the OS already counts it: the count of unknown
+    // threads can only be overestimated, never underestimated.
+    registry::runtime()
+        .internal_threads
+        .fetch_add(1, Ordering::Relaxed);
+    // Loading debug info takes a few hundred milliseconds the first time; do it now, off the
+    // path of the first report.
+    super::trace::warm_up();
+    loop {
+        let period = config::current().read().watchdog_period;
+        std::thread::sleep(period);
+        if registry::runtime().graph.lock().waiting_count() == 0 {
+            continue;
+        }
+        scan_watchdog();
+    }
+}
+
+/// Kinds handled by the deadlock policy.
+pub(crate) fn is_stuck_kind(kind: ReportKind) -> bool {
+    matches!(kind, ReportKind::Deadlock | ReportKind::Stall)
+}

@@ -1,0 +1,434 @@
+//! The live wait-for graph: a petgraph `StableGraph` whose edges are the registered waits
+//! (thread → resource). It changes only on the slow path, when a thread is about to block.
+//!
+//! Who holds what is not kept here: a blocked thread publishes a copy of its held locks with its
+//! wait (it cannot release anything while it waits), an exited thread leaves what it leaked in
+//! the registry, and any other holder is running, which is all the analysis needs to know.
+
+use super::registry::{self, HeldCopy, ThreadRecord};
+use super::{detect, trace, ThreadCtx};
+use crate::config::{self, BacktraceMode};
+use crate::core::{Kind, Op};
+use backtrace::Backtrace;
+use lockwatch_detector::snapshot::{
+    HoldSnap, Releasers, ResourceSnap, Snapshot, ThreadSnap, WaitSnap,
+};
+use lockwatch_detector::{Location as ReportLocation, ThreadState};
+use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
+use std::collections::HashMap;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the graph may ask of a resource while a thread waits for it. The waiter borrows the
+/// resource for as long as its wait is registered, so the resource outlives the registration.
+pub(crate) trait Probe: Sync {
+    fn resource_id(&self) -> u64;
+    fn kind(&self) -> Kind;
+    fn name(&self) -> Option<Arc<str>>;
+    fn created_at(&self) -> &'static Location<'static>;
+    /// The wait could end right now (the lock is free, the event set, a notification pending).
+    fn available(&self) -> bool;
+    /// The exclusive holder, if known, and where it acquired the resource.
+    fn owner(&self) -> Option<(u64, Option<&'static Location<'static>>)>;
+    /// A wait for shared access (an RwLock read).
+    fn shared_wait(&self) -> bool {
+        false
+    }
+    /// For a join: the thread that must finish.
+    fn joined_thread(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A pointer to the probe of a registered wait.
+#[derive(Clone, Copy)]
+struct ProbePtr(*const (dyn Probe + 'static));
+
+// SAFETY: probes are `Sync` and only dereferenced under the graph lock while their wait is
+// registered, which the waiting thread guarantees outlives (see `Waiting`).
+unsafe impl Send for ProbePtr {}
+
+impl ProbePtr {
+    fn get(&self) -> &dyn Probe {
+        // SAFETY: only called under the graph lock on a registered wait; the waiter keeps the
+        // probe alive until `Waiting::drop` has removed the wait under that same lock.
+        unsafe { &*self.0 }
+    }
+}
+
+pub(crate) enum Node {
+    Thread(u64),
+    Resource(u64),
+}
+
+pub(crate) struct WaitRecord {
+    pub(crate) seq: u64,
+    pub(crate) thread: Arc<ThreadRecord>,
+    probe: ProbePtr,
+    pub(crate) op: Op,
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) started: Instant,
+    pub(crate) timed: bool,
+    pub(crate) backtrace: Option<Backtrace>,
+    pub(crate) holds: Vec<HeldCopy>,
+}
+
+#[derive(Default)]
+pub(crate) struct LiveGraph {
+    graph: StableDiGraph<Node, WaitRecord>,
+    /// The wait edge of each waiting thread (a thread waits for one thing at a time).
+    waits: HashMap<u64, EdgeIndex>,
+    resources: HashMap<u64, NodeIndex>,
+}
+
+impl LiveGraph {
+    fn insert(&mut self, resource: u64, record: WaitRecord) {
+        let thread_id = record.thread.id;
+        let thread_node = self.graph.add_node(Node::Thread(thread_id));
+        let resource_node = *self
+            .resources
+            .entry(resource)
+            .or_insert_with(|| self.graph.add_node(Node::Resource(resource)));
+        let edge = self.graph.add_edge(thread_node, resource_node, record);
+        if let Some(stale) = self.waits.insert(thread_id, edge) {
+            // A thread is in one wait at a time; a leftover means a bug upstream, not a reason
+            // to corrupt the graph.
+            self.remove_edge(stale);
+        }
+    }
+
+    fn remove(&mut self, thread: u64, seq: u64) {
+        if let Some(&edge) = self.waits.get(&thread) {
+            if self.graph.edge_weight(edge).is_some_and(|w| w.seq == seq) {
+                self.waits.remove(&thread);
+                self.remove_edge(edge);
+            }
+        }
+    }
+
+    fn remove_edge(&mut self, edge: EdgeIndex) {
+        let Some((thread_node, resource_node)) = self.graph.edge_endpoints(edge) else {
+            return;
+        };
+        self.graph.remove_edge(edge);
+        self.graph.remove_node(thread_node);
+        if self
+            .graph
+            .neighbors_directed(resource_node, petgraph::Direction::Incoming)
+            .next()
+            .is_none()
+        {
+            if let Some(Node::Resource(id)) = self.graph.remove_node(resource_node) {
+                self.resources.remove(&id);
+            }
+        }
+    }
+
+    pub(crate) fn wait_of(&self, thread: u64) -> Option<&WaitRecord> {
+        self.waits
+            .get(&thread)
+            .and_then(|&e| self.graph.edge_weight(e))
+    }
+
+    pub(crate) fn waits(&self) -> impl Iterator<Item = &WaitRecord> {
+        self.graph.edge_weights()
+    }
+
+    pub(crate) fn waiting_count(&self) -> usize {
+        self.waits.len()
+    }
+}
+
+static NEXT_WAIT_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// A registered wait; dropping it removes the wait from the graph.
+pub(crate) struct Waiting<'a> {
+    ctx: &'a ThreadCtx,
+    seq: u64,
+    timed: bool,
+}
+
+impl<'a> Waiting<'a> {
+    /// Registers that the current thread waits for `probe`'s resource.
+    pub(crate) fn register(
+        ctx: &'a ThreadCtx,
+        probe: &'a (dyn Probe + 'a),
+        op: Op,
+        site: &'static Location<'static>,
+        started: Instant,
+        timed: bool,
+    ) -> Waiting<'a> {
+        ctx.collect_foreign_releases();
+        let seq = NEXT_WAIT_SEQ.fetch_add(1, Ordering::Relaxed);
+        let backtrace = match config::current().read().backtrace {
+            BacktraceMode::Off => None,
+            _ => Some(Backtrace::new_unresolved()),
+        };
+        let holds = ctx.held.borrow().iter().map(HeldCopy::of).collect();
+        // SAFETY: only the lifetime is erased. The pointer is dereferenced under the graph lock
+        // while this wait is registered, and `Waiting::drop` unregisters it under that lock
+        // before `'a` (which the probe outlives) ends.
+        let probe = unsafe {
+            std::mem::transmute::<*const (dyn Probe + 'a), *const (dyn Probe + 'static)>(probe)
+        };
+        let record = WaitRecord {
+            seq,
+            thread: ctx.record.clone(),
+            probe: ProbePtr(probe),
+            op,
+            site,
+            started,
+            timed,
+            backtrace,
+            holds,
+        };
+        let resource = record.probe.get().resource_id();
+        registry::runtime().graph.lock().insert(resource, record);
+        detect::ensure_watchdog();
+        Waiting { ctx, seq, timed }
+    }
+
+    /// Blocks in slices until `attempt` succeeds (true) or the deadline passes (false). An
+    /// untimed wait checks the graph at once, and between slices takes any verdict the
+    /// watchdog posted for it.
+    pub(crate) fn block(
+        &self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(Duration) -> bool,
+    ) -> bool {
+        if !self.timed {
+            detect::scan_blocked(self.ctx.id());
+        }
+        let period = detect::recheck_period();
+        loop {
+            let slice = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    left.min(period)
+                }
+                None => period,
+            };
+            if attempt(slice) {
+                return true;
+            }
+            if let Some(message) = self.ctx.record.take_verdict() {
+                panic!("{message}");
+            }
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        registry::runtime()
+            .graph
+            .lock()
+            .remove(self.ctx.id(), self.seq);
+    }
+}
+
+fn location(loc: &'static Location<'static>) -> ReportLocation {
+    ReportLocation::from(loc)
+}
+
+pub(crate) fn resource_kind(kind: Kind) -> lockwatch_detector::ResourceKind {
+    use lockwatch_detector::ResourceKind as R;
+    match kind {
+        Kind::Mutex => R::Mutex,
+        Kind::RwLock => R::RwLock,
+        Kind::ReentrantMutex => R::ReentrantMutex,
+        Kind::Lock => R::Lock,
+        Kind::RLock => R::RLock,
+        Kind::Condvar => R::Condvar,
+        Kind::Thread => R::Thread,
+    }
+}
+
+pub(crate) fn report_op(op: Op) -> lockwatch_detector::Op {
+    use lockwatch_detector::Op as O;
+    match op {
+        Op::Lock => O::Lock,
+        Op::Read => O::Read,
+        Op::Write => O::Write,
+        Op::Acquire => O::Acquire,
+        Op::Wait => O::Wait,
+        Op::Join => O::Join,
+    }
+}
+
+fn hold_snap(h: &HeldCopy) -> HoldSnap {
+    HoldSnap {
+        resource: h.id,
+        op: report_op(h.op),
+        count: h.count,
+        location: location(h.site),
+        backtrace: Vec::new(),
+    }
+}
+
+fn releasers(probe: &dyn Probe) -> Releasers {
+    match probe.kind() {
+        Kind::Mutex | Kind::ReentrantMutex | Kind::RLock => Releasers::Holders,
+        Kind::RwLock if probe.shared_wait() => Releasers::WritersAndQueuedWriters,
+        Kind::RwLock => Releasers::Holders,
+        Kind::Lock => Releasers::HoldersOrAnyone,
+        Kind::Condvar => Releasers::Anyone,
+        Kind::Thread => match probe.joined_thread() {
+            Some(t) => Releasers::Thread(t),
+            None => Releasers::Anyone,
+        },
+    }
+}
+
+/// A resource only known from a hold: its name comes from the name table, since the lock
+/// itself may be gone.
+fn held_resource(h: &HeldCopy) -> ResourceSnap {
+    ResourceSnap {
+        id: h.id,
+        kind: resource_kind(h.kind),
+        name: registry::runtime()
+            .names
+            .get(&h.id)
+            .map(|n| n.value().to_string()),
+        created_at: location(h.created_at),
+        releasers: Releasers::Holders,
+        available: false,
+    }
+}
+
+/// Takes a consistent snapshot of every wait, every live thread and what exited threads left.
+pub(crate) fn snapshot() -> Snapshot {
+    let rt = registry::runtime();
+    // Counted before the graph is read: a thread that starts meanwhile is then counted as
+    // unknown, which can only make the analysis more careful.
+    let os_threads = registry::os_thread_count();
+    let now = Instant::now();
+    let mut snapshot = Snapshot::default();
+    let mut resource_index: HashMap<u64, usize> = HashMap::new();
+    let mut waiting: HashMap<u64, ()> = HashMap::new();
+    {
+        let graph = rt.graph.lock();
+        for record in graph.waits() {
+            let probe = record.probe.get();
+            let rid = probe.resource_id();
+            if let std::collections::hash_map::Entry::Vacant(e) = resource_index.entry(rid) {
+                e.insert(snapshot.resources.len());
+                snapshot.resources.push(ResourceSnap {
+                    id: rid,
+                    kind: resource_kind(probe.kind()),
+                    name: probe.name().map(|n| n.to_string()),
+                    created_at: location(probe.created_at()),
+                    releasers: releasers(probe),
+                    available: probe.available(),
+                });
+            } else if probe.available() {
+                // Two waiters on one resource with different access (read and write): a wait
+                // that can end makes the resource available for the analysis of either.
+                let i = resource_index[&rid];
+                snapshot.resources[i].available = true;
+            }
+            waiting.insert(record.thread.id, ());
+            snapshot.threads.push(ThreadSnap {
+                id: record.thread.id,
+                name: record.thread.name.as_deref().map(str::to_owned),
+                state: if record.timed {
+                    ThreadState::TimedWait
+                } else {
+                    ThreadState::Blocked
+                },
+                wait: Some(WaitSnap {
+                    resource: rid,
+                    op: report_op(record.op),
+                    location: location(record.site),
+                    since_ms: now.saturating_duration_since(record.started).as_millis() as u64,
+                    seq: record.seq,
+                }),
+                holds: record.holds.iter().map(hold_snap).collect(),
+                backtrace: Vec::new(),
+            });
+        }
+    }
+    let mut live = 0usize;
+    for entry in rt.threads.iter() {
+        live += 1;
+        let record = entry.value();
+        if waiting.contains_key(&record.id) {
+            continue;
+        }
+        snapshot.threads.push(ThreadSnap {
+            id: record.id,
+            name: record.name.as_deref().map(str::to_owned),
+            state: ThreadState::Running,
+            wait: None,
+            holds: Vec::new(),
+            backtrace: Vec::new(),
+        });
+    }
+    for gone in rt.exited.lock().values() {
+        snapshot.threads.push(ThreadSnap {
+            id: gone.record.id,
+            name: gone.record.name.as_deref().map(str::to_owned),
+            state: ThreadState::Exited,
+            wait: None,
+            holds: gone.holds.iter().map(hold_snap).collect(),
+            backtrace: Vec::new(),
+        });
+    }
+    // Resources known only from holds, so the report can describe them.
+    let held: Vec<&HeldCopy> = Vec::new();
+    drop(held);
+    let internal = rt.internal_threads.load(Ordering::Relaxed);
+    snapshot.unknown_threads_can_run = match os_threads {
+        Some(os) => os > live + internal,
+        // Without a thread count, assume a thread lockwatch never saw may exist.
+        None => true,
+    };
+    snapshot.threads.sort_by_key(|t| t.id);
+    snapshot
+}
+
+/// Adds descriptions of held-only resources and resolved backtraces for `threads`, whose waits
+/// must still be the ones with the given `(thread, seq)` pairs.
+pub(crate) fn complete_for_report(snapshot: &mut Snapshot, threads: &[u64]) {
+    let rt = registry::runtime();
+    let graph = rt.graph.lock();
+    let exited = rt.exited.lock();
+    for t in snapshot.threads.iter_mut() {
+        if !threads.contains(&t.id) {
+            continue;
+        }
+        let (backtrace, holds): (Option<&Backtrace>, &[HeldCopy]) = match graph.wait_of(t.id) {
+            Some(w) if t.wait.as_ref().is_some_and(|s| s.seq == w.seq) => {
+                (w.backtrace.as_ref(), &w.holds)
+            }
+            _ => match exited.get(&t.id) {
+                Some(gone) => (None, &gone.holds),
+                None => (None, &[]),
+            },
+        };
+        if let Some(bt) = backtrace {
+            t.backtrace = trace::resolve(bt);
+        }
+        for (snap, copy) in t.holds.iter_mut().zip(holds) {
+            if let Some(bt) = &copy.backtrace {
+                snap.backtrace = trace::resolve(bt);
+            }
+        }
+        for h in holds {
+            if !snapshot.resources.iter().any(|r| r.id == h.id) {
+                snapshot.resources.push(held_resource(h));
+            }
+        }
+    }
+}
+
+/// The exclusive holder of the resource `thread` waits for, for a long-wait report.
+pub(crate) fn owner_of_wait(thread: u64) -> Option<(u64, Option<&'static Location<'static>>)> {
+    let graph = registry::runtime().graph.lock();
+    graph.wait_of(thread).and_then(|w| w.probe.get().owner())
+}

@@ -1,0 +1,463 @@
+//! The runtime behind feature `detect`: per-lock metadata, per-thread state, the global
+//! wait-for graph, detection, the watchdog, lock-order tracking and reporting.
+//!
+//! Everything here uses plain parking_lot locks and atomics, never an instrumented primitive,
+//! so lockwatch cannot deadlock on itself and can report while user threads are frozen.
+
+mod detect;
+mod graph;
+mod order;
+mod registry;
+mod report;
+mod trace;
+
+pub(crate) use detect::check;
+pub(crate) use graph::{Probe, Waiting};
+pub(crate) use registry::{adopt_thread, forget_thread, live_thread_count, preregister_thread, ThreadRecord};
+pub(crate) use order::{graph_size as order_graph_size, write_order_graph};
+pub(crate) use report::set_handler;
+
+use crate::config;
+use crate::core::{Kind, LockCore, Mode, Op};
+use crate::raw::{Access, RawLock};
+use backtrace::Backtrace;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::panic::Location;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long an acquisition waits quietly before it registers in the global graph. Ordinary
+/// contention ends well within it, so it never pays for the graph or a backtrace.
+pub(crate) const GRACE: Duration = Duration::from_millis(1);
+
+static NEXT_RESOURCE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh resource id. Ids are never reused (addresses are), so a per-thread cache of
+/// ordering edges can never go stale.
+pub(crate) fn next_resource_id() -> u64 {
+    NEXT_RESOURCE_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+const FLAG_IN_ORDER_GRAPH: u8 = 1;
+const FLAG_NAMED: u8 = 2;
+
+/// What a lock knows about itself. Creating and dropping a lock touches no global state: the id
+/// is assigned on first tracked use, and only locks that reached a global table leave it on drop.
+pub(crate) struct Meta {
+    id: AtomicU64,
+    /// The runtime id of the thread holding it exclusively (for a Lock, the one that acquired
+    /// it), or 0.
+    owner: AtomicU64,
+    /// Where the current exclusive hold began.
+    site: AtomicPtr<Location<'static>>,
+    flags: AtomicU8,
+    kind: Kind,
+    created_at: &'static Location<'static>,
+    name: Option<Arc<str>>,
+}
+
+impl Meta {
+    pub(crate) fn new(
+        kind: Kind,
+        name: Option<Arc<str>>,
+        created_at: &'static Location<'static>,
+    ) -> Meta {
+        Meta {
+            id: AtomicU64::new(0),
+            owner: AtomicU64::new(0),
+            site: AtomicPtr::new(std::ptr::null_mut()),
+            flags: AtomicU8::new(0),
+            kind,
+            created_at,
+            name,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        match self.id.load(Ordering::Relaxed) {
+            0 => self.assign_id(),
+            id => id,
+        }
+    }
+
+    #[cold]
+    fn assign_id(&self) -> u64 {
+        let fresh = next_resource_id();
+        match self
+            .id
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => {
+                if let Some(name) = &self.name {
+                    registry::runtime().names.insert(fresh, name.clone());
+                    self.flags.fetch_or(FLAG_NAMED, Ordering::Relaxed);
+                }
+                fresh
+            }
+            Err(winner) => winner,
+        }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub(crate) fn name(&self) -> Option<&Arc<str>> {
+        self.name.as_ref()
+    }
+
+    pub(crate) fn created_at(&self) -> &'static Location<'static> {
+        self.created_at
+    }
+
+    pub(crate) fn owner(&self) -> u64 {
+        self.owner.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn owner_site(&self) -> Option<&'static Location<'static>> {
+        let ptr = self.site.load(Ordering::Relaxed);
+        // SAFETY: `site` only ever holds null or a pointer made from a `&'static Location`.
+        unsafe { ptr.as_ref() }
+    }
+
+    fn mark_in_order_graph(&self) {
+        self.flags.fetch_or(FLAG_IN_ORDER_GRAPH, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Meta {
+    fn drop(&mut self) {
+        let flags = *self.flags.get_mut();
+        if flags != 0 {
+            forget_lock(*self.id.get_mut(), flags);
+        }
+    }
+}
+
+#[cold]
+fn forget_lock(id: u64, flags: u8) {
+    if flags & FLAG_NAMED != 0 {
+        registry::runtime().names.remove(&id);
+    }
+    if flags & FLAG_IN_ORDER_GRAPH != 0 {
+        order::remove_lock(id);
+    }
+}
+
+/// One lock the current thread holds.
+pub(crate) struct Held {
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+    pub(crate) op: Op,
+    pub(crate) access: Access,
+    /// Reentrant depth.
+    pub(crate) count: u32,
+    /// Where the hold began.
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) created_at: &'static Location<'static>,
+    /// Set when an ordering edge from this lock reached the global lock-order graph, so the
+    /// lock is flagged for removal from it when released.
+    pub(crate) in_order_graph: bool,
+    /// Where it was acquired, with `LOCKWATCH_BACKTRACE=full`.
+    pub(crate) backtrace: Option<Backtrace>,
+}
+
+/// Per-thread state, reachable only from its own thread.
+pub(crate) struct ThreadCtx {
+    pub(crate) record: Arc<ThreadRecord>,
+    pub(crate) held: RefCell<Vec<Held>>,
+    /// XOR of the ids of the held locks: a cheap fingerprint of the held set for the edge cache.
+    pub(crate) held_fingerprint: Cell<u64>,
+    pub(crate) edge_cache: order::EdgeCache,
+}
+
+impl ThreadCtx {
+    pub(crate) fn new(record: Arc<ThreadRecord>) -> ThreadCtx {
+        ThreadCtx {
+            record,
+            held: RefCell::new(Vec::with_capacity(16)),
+            held_fingerprint: Cell::new(0),
+            edge_cache: order::EdgeCache::new(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.record.id
+    }
+
+    /// Drops entries for ownerless locks that other threads released on our behalf.
+    #[inline]
+    pub(crate) fn collect_foreign_releases(&self) {
+        if self.record.has_mail() {
+            self.take_mail();
+        }
+    }
+
+    #[cold]
+    fn take_mail(&self) {
+        for id in self.record.take_mail() {
+            self.remove_held(id);
+        }
+    }
+
+    fn remove_held(&self, id: u64) -> Option<Held> {
+        let mut held = self.held.borrow_mut();
+        let index = held.iter().rposition(|h| h.id == id)?;
+        let entry = held.remove(index);
+        self.held_fingerprint
+            .set(self.held_fingerprint.get() ^ entry.id);
+        Some(entry)
+    }
+}
+
+struct LocalSlot {
+    ctx: OnceCell<ThreadCtx>,
+}
+
+impl Drop for LocalSlot {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.ctx.get() {
+            registry::thread_exit(ctx);
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: LocalSlot = const { LocalSlot { ctx: OnceCell::new() } };
+}
+
+/// Runs `f` with this thread's state, registering the thread on first use. `None` once the
+/// thread's locals are being destroyed: such late acquisitions go untracked.
+#[inline]
+pub(crate) fn with_ctx<T>(f: impl FnOnce(&ThreadCtx) -> T) -> Option<T> {
+    LOCAL
+        .try_with(|slot| f(slot.ctx.get_or_init(registry::register_current)))
+        .ok()
+}
+
+/// Installs a context made by `thread::spawn` for the thread it starts.
+pub(crate) fn install_ctx(ctx: ThreadCtx) {
+    let _ = LOCAL.try_with(|slot| slot.ctx.set(ctx));
+}
+
+/// The runtime id of the current thread, registering it if needed.
+pub(crate) fn current_thread_id() -> Option<u64> {
+    with_ctx(|ctx| ctx.id())
+}
+
+/// Whether a wait on this lock can never end because the current thread itself holds what it
+/// is waiting for: a Mutex or write lock taken twice, or a write lock under its own read.
+fn waits_on_itself(meta: &Meta, ctx: &ThreadCtx, access: Access) -> bool {
+    if meta.kind == Kind::Lock {
+        // Another thread may release a Lock: a second acquire by its holder can be a signal.
+        return false;
+    }
+    if meta.owner() == ctx.id() {
+        return true;
+    }
+    access == Access::Exclusive && ctx.held.borrow().iter().any(|h| h.id == meta.id())
+}
+
+/// The tracked acquisition path of every primitive.
+#[inline]
+pub(crate) fn acquire<R: RawLock>(
+    core: &LockCore<R>,
+    ctx: &ThreadCtx,
+    op: Op,
+    access: Access,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    let meta = core.meta();
+    ctx.collect_foreign_releases();
+    if mode == Mode::Blocking && config::lock_order_enabled() && !ctx.held.borrow().is_empty() {
+        order::note_acquire(ctx, meta, site);
+    }
+    if core.raw().try_acquire(access) {
+        acquired(meta, ctx, op, access, site);
+        return true;
+    }
+    match mode {
+        Mode::Try => false,
+        _ => acquire_contended(core, ctx, op, access, mode, site),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn acquire_contended<R: RawLock>(
+    core: &LockCore<R>,
+    ctx: &ThreadCtx,
+    op: Op,
+    access: Access,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    let meta = core.meta();
+    let started = Instant::now();
+    let deadline = match mode {
+        Mode::Until(deadline) => Some(deadline),
+        _ => None,
+    };
+    if !waits_on_itself(meta, ctx, access) {
+        let grace = deadline.map_or(GRACE, |d| GRACE.min(d.saturating_duration_since(started)));
+        if core.raw().acquire_for(access, grace) {
+            acquired(meta, ctx, op, access, site);
+            return true;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+    }
+    let probe = LockProbe { core, access };
+    let waiting = Waiting::register(ctx, &probe, op, site, started, deadline.is_some());
+    let got = waiting.block(deadline, |slice| core.raw().acquire_for(access, slice));
+    drop(waiting);
+    if got {
+        acquired(meta, ctx, op, access, site);
+    }
+    got
+}
+
+/// What the wait-for graph may ask of a lock while a thread waits for it.
+struct LockProbe<'a, R> {
+    core: &'a LockCore<R>,
+    access: Access,
+}
+
+impl<R: RawLock> Probe for LockProbe<'_, R> {
+    fn resource_id(&self) -> u64 {
+        self.core.meta().id()
+    }
+
+    fn kind(&self) -> Kind {
+        self.core.meta().kind
+    }
+
+    fn name(&self) -> Option<Arc<str>> {
+        self.core.meta().name.clone()
+    }
+
+    fn created_at(&self) -> &'static Location<'static> {
+        self.core.meta().created_at
+    }
+
+    fn available(&self) -> bool {
+        self.core.raw().is_free_for(self.access)
+    }
+
+    fn owner(&self) -> Option<(u64, Option<&'static Location<'static>>)> {
+        let meta = self.core.meta();
+        match meta.owner() {
+            0 => None,
+            owner => Some((owner, meta.owner_site())),
+        }
+    }
+
+    fn shared_wait(&self) -> bool {
+        self.access == Access::Shared
+    }
+}
+
+#[inline]
+fn acquired(meta: &Meta, ctx: &ThreadCtx, op: Op, access: Access, site: &'static Location<'static>) {
+    let id = meta.id();
+    if access == Access::Exclusive {
+        meta.owner.store(ctx.id(), Ordering::Relaxed);
+        meta.site
+            .store(site as *const Location<'static> as *mut _, Ordering::Relaxed);
+    }
+    let backtrace = if config::full_backtraces() {
+        Some(Backtrace::new_unresolved())
+    } else {
+        None
+    };
+    ctx.held.borrow_mut().push(Held {
+        id,
+        kind: meta.kind,
+        op,
+        access,
+        count: 1,
+        site,
+        created_at: meta.created_at,
+        in_order_graph: false,
+        backtrace,
+    });
+    ctx.held_fingerprint.set(ctx.held_fingerprint.get() ^ id);
+}
+
+/// Bookkeeping before the raw lock is released.
+#[inline]
+pub(crate) fn on_release(meta: &Meta, access: Access) {
+    let id = meta.id.load(Ordering::Relaxed);
+    if id == 0 {
+        // Never acquired with tracking on: nothing was recorded.
+        return;
+    }
+    let acquirer = meta.owner.load(Ordering::Relaxed);
+    if access == Access::Exclusive {
+        meta.owner.store(0, Ordering::Relaxed);
+    }
+    let found = with_ctx(|ctx| {
+        let mut held = ctx.held.borrow_mut();
+        let index = held.iter().rposition(|h| h.id == id && h.access == access)?;
+        let entry = held.remove(index);
+        drop(held);
+        ctx.held_fingerprint
+            .set(ctx.held_fingerprint.get() ^ entry.id);
+        Some(entry.in_order_graph)
+    })
+    .flatten();
+    match found {
+        Some(true) => meta.mark_in_order_graph(),
+        Some(false) => {}
+        None => {
+            if meta.kind == Kind::Lock && acquirer != 0 {
+                // Released on behalf of the thread that acquired it (a Lock used as a signal).
+                registry::send_foreign_release(acquirer, id);
+            }
+        }
+    }
+}
+
+/// A reentrant re-acquisition (+1) or inner release (-1) by the owner.
+#[inline]
+pub(crate) fn on_reentry(meta: &Meta, delta: i32) {
+    let id = meta.id.load(Ordering::Relaxed);
+    if id == 0 {
+        return;
+    }
+    with_ctx(|ctx| {
+        if let Some(h) = ctx.held.borrow_mut().iter_mut().rev().find(|h| h.id == id) {
+            h.count = h.count.saturating_add_signed(delta).max(1);
+        }
+    });
+}
+
+/// A condition-variable wait releases the mutex: its hold leaves the thread's record until
+/// [`resume_hold`] puts it back.
+pub(crate) fn suspend_hold(meta: &Meta) -> Option<Held> {
+    let id = meta.id.load(Ordering::Relaxed);
+    if id == 0 {
+        return None;
+    }
+    meta.owner.store(0, Ordering::Relaxed);
+    with_ctx(|ctx| ctx.remove_held(id)).flatten()
+}
+
+/// The mutex was re-acquired at `site` after a condition-variable wait.
+pub(crate) fn resume_hold(meta: &Meta, held: Option<Held>, site: &'static Location<'static>) {
+    let Some(mut held) = held else { return };
+    with_ctx(|ctx| {
+        meta.owner.store(ctx.id(), Ordering::Relaxed);
+        meta.site
+            .store(site as *const Location<'static> as *mut _, Ordering::Relaxed);
+        held.site = site;
+        ctx.held_fingerprint
+            .set(ctx.held_fingerprint.get() ^ held.id);
+        ctx.held.borrow_mut().push(held);
+    });
+}

@@ -1,0 +1,250 @@
+//! Lock-order tracking: an edge A → B each time a thread holding A blocks to acquire B.
+//!
+//! Three levels, cheapest first: a per-thread direct-mapped cache of edges this thread already
+//! recorded (a lookup, no shared memory), a `DashMap` of edges any thread recorded, and only for
+//! an edge never seen before the global lock-order graph (`lockwatch_detector::order`), whose
+//! incremental topological order makes the insertion cheap. An edge is keyed with a fingerprint
+//! of the whole held set, so the same nesting under a different set of outer locks reaches the
+//! graph once more and can narrow the edge's gate set.
+
+use super::registry;
+use super::report::{self, Emitted};
+use super::{graph, Held, Meta, ThreadCtx};
+use crate::config::{self, LockOrder};
+use backtrace::Backtrace;
+use dashmap::DashMap;
+use lockwatch_detector::order::{LockInfo, OrderEdge, OrderGraph};
+use lockwatch_detector::Report;
+use parking_lot::Mutex;
+use std::cell::Cell;
+use std::panic::Location;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const CACHE_SLOTS: usize = 256;
+
+/// Edges this thread has recorded: `(from, to, held-set fingerprint)`, direct-mapped.
+pub(crate) struct EdgeCache {
+    slots: [Cell<(u64, u64, u64)>; CACHE_SLOTS],
+}
+
+impl EdgeCache {
+    pub(crate) fn new() -> EdgeCache {
+        EdgeCache {
+            slots: std::array::from_fn(|_| Cell::new((0, 0, 0))),
+        }
+    }
+
+    #[inline]
+    fn slot(from: u64, to: u64, fingerprint: u64) -> usize {
+        let h = from
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(17)
+            ^ to.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+            ^ fingerprint.wrapping_mul(0x1656_67B1_9E37_79F9);
+        (h >> 56) as usize % CACHE_SLOTS
+    }
+
+    #[inline]
+    fn contains(&self, key: (u64, u64, u64)) -> bool {
+        self.slots[Self::slot(key.0, key.1, key.2)].get() == key
+    }
+
+    #[inline]
+    fn insert(&self, key: (u64, u64, u64)) {
+        self.slots[Self::slot(key.0, key.1, key.2)].set(key);
+    }
+}
+
+struct OrderState {
+    graph: Mutex<OrderGraph>,
+    /// Edges any thread has recorded, by source lock: `(to, fingerprint)`.
+    known: DashMap<u64, Vec<(u64, u64)>>,
+}
+
+fn state() -> &'static OrderState {
+    static STATE: OnceLock<OrderState> = OnceLock::new();
+    STATE.get_or_init(|| {
+        install_exit_hook();
+        OrderState {
+            graph: Mutex::new(OrderGraph::new()),
+            known: DashMap::new(),
+        }
+    })
+}
+
+/// Called before a blocking acquisition of `meta` by a thread that holds at least one lock.
+#[inline]
+pub(crate) fn note_acquire(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>) {
+    let to = meta.id();
+    let fingerprint = ctx.held_fingerprint.get();
+    let all_cached = ctx
+        .held
+        .borrow()
+        .iter()
+        .all(|h| h.id == to || ctx.edge_cache.contains((h.id, to, fingerprint)));
+    if !all_cached {
+        note_new_edges(ctx, meta, site);
+    }
+}
+
+fn lock_info_of_held(h: &Held) -> LockInfo {
+    LockInfo {
+        id: h.id,
+        kind: graph::resource_kind(h.kind),
+        name: registry::runtime()
+            .names
+            .get(&h.id)
+            .map(|n| n.value().to_string()),
+        created_at: h.created_at.into(),
+    }
+}
+
+fn lock_info_of(meta: &Meta) -> LockInfo {
+    LockInfo {
+        id: meta.id(),
+        kind: graph::resource_kind(meta.kind()),
+        name: meta.name().map(|n| n.to_string()),
+        created_at: meta.created_at().into(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>) {
+    let to = meta.id();
+    let fingerprint = ctx.held_fingerprint.get();
+    let state = state();
+    let mut reports: Vec<Report> = Vec::new();
+    {
+        let mut held = ctx.held.borrow_mut();
+        let held_ids: Vec<u64> = held.iter().map(|h| h.id).collect();
+        let mut here: Option<Vec<lockwatch_detector::Frame>> = None;
+        for index in 0..held.len() {
+            let from = held[index].id;
+            let key = (from, to, fingerprint);
+            if from == to || ctx.edge_cache.contains(key) {
+                continue;
+            }
+            // The same lock held twice (a reentrant lock) gives one edge.
+            if held[..index].iter().any(|h| h.id == from) {
+                continue;
+            }
+            let known = state
+                .known
+                .get(&from)
+                .is_some_and(|edges| edges.contains(&(to, fingerprint)));
+            if !known {
+                let mut gates: Vec<u64> = held_ids
+                    .iter()
+                    .copied()
+                    .filter(|&g| g != from && g != to)
+                    .collect();
+                gates.sort_unstable();
+                gates.dedup();
+                let backtrace = if config::full_backtraces() {
+                    here.get_or_insert_with(|| super::trace::resolve(&Backtrace::new_unresolved()))
+                        .clone()
+                } else {
+                    Vec::new()
+                };
+                let edge = OrderEdge {
+                    thread: ctx.id(),
+                    thread_name: ctx.record.name.as_deref().map(str::to_owned),
+                    location: site.into(),
+                    from_location: held[index].site.into(),
+                    gates,
+                    backtrace,
+                };
+                let from_info = lock_info_of_held(&held[index]);
+                let mut graph = state.graph.lock();
+                let cycles = graph.insert_edge(from_info, lock_info_of(meta), edge);
+                for cycle in cycles {
+                    reports.push(graph.inversion_report(
+                        &cycle,
+                        std::process::id(),
+                        report::now_ms(),
+                    ));
+                }
+                drop(graph);
+                held[index].in_order_graph = true;
+                meta.mark_in_order_graph();
+                state
+                    .known
+                    .entry(from)
+                    .or_default()
+                    .push((to, fingerprint));
+            }
+            ctx.edge_cache.insert(key);
+        }
+    }
+    let mode = config::current().read().lock_order;
+    for report in reports {
+        let how = match mode {
+            LockOrder::Error => Emitted::Inversion { current: ctx.id() },
+            _ => Emitted::Warning,
+        };
+        report::emit(report, how);
+    }
+}
+
+/// A lock that reached the order graph is being dropped: its node and edges go with it.
+pub(crate) fn remove_lock(id: u64) {
+    let state = state();
+    let predecessors = {
+        let mut graph = state.graph.lock();
+        let predecessors = graph.predecessors(id);
+        graph.remove_lock(id);
+        predecessors
+    };
+    state.known.remove(&id);
+    for p in predecessors {
+        if let Some(mut edges) = state.known.get_mut(&p) {
+            edges.retain(|&(to, _)| to != id);
+        }
+    }
+}
+
+/// The number of locks in the order graph (tests check it returns to empty).
+pub(crate) fn graph_size() -> (usize, usize) {
+    let graph = state().graph.lock();
+    (graph.node_count(), graph.edge_count())
+}
+
+fn install_exit_hook() {
+    extern "C" fn write_order_graph_at_exit() {
+        // Never let a panic cross the C boundary.
+        let _ = std::panic::catch_unwind(write_order_graph);
+    }
+    // SAFETY: `atexit` only records the function pointer; the function is `extern "C"`, takes
+    // nothing and catches every panic.
+    unsafe {
+        libc::atexit(write_order_graph_at_exit);
+    }
+}
+
+/// Writes the learned hierarchy to `LOCKWATCH_ORDER_GRAPH`, if set.
+pub(crate) fn write_order_graph() {
+    let Some(path) = config::current().read().order_graph.clone() else {
+        return;
+    };
+    // A thread frozen elsewhere never holds this lock for long; do not hang the exit on it.
+    let Some(graph) = state().graph.try_lock_for(Duration::from_secs(1)) else {
+        eprintln!("lockwatch: error: the lock-order graph was busy at exit; not written");
+        return;
+    };
+    let text = if path.extension().is_some_and(|e| e == "dot") {
+        graph.to_dot()
+    } else {
+        graph.to_json()
+    };
+    drop(graph);
+    let tmp = path.with_extension("lockwatch-tmp");
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        eprintln!(
+            "lockwatch: error: cannot write the lock-order graph to {}: {e}",
+            path.display()
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! The process-wide tables: live threads, what exited threads leaked, lock names.
+
+use super::graph::LiveGraph;
+use super::{Held, ThreadCtx};
+use crate::core::{Kind, Op};
+use backtrace::Backtrace;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// A thread as the runtime knows it, shared between the thread and the detector.
+pub(crate) struct ThreadRecord {
+    pub(crate) id: u64,
+    pub(crate) name: Option<Arc<str>>,
+    /// Ownerless locks this thread acquired and another thread released.
+    mail: Mutex<Vec<u64>>,
+    has_mail: AtomicBool,
+    /// A verdict posted by another thread's scan: the message this thread must panic with
+    /// (policy `panic`, when its wait closed a cycle the watchdog found).
+    verdict: Mutex<Option<String>>,
+    has_verdict: AtomicBool,
+}
+
+impl ThreadRecord {
+    fn new(id: u64, name: Option<Arc<str>>) -> ThreadRecord {
+        ThreadRecord {
+            id,
+            name,
+            mail: Mutex::new(Vec::new()),
+            has_mail: AtomicBool::new(false),
+            verdict: Mutex::new(None),
+            has_verdict: AtomicBool::new(false),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn has_mail(&self) -> bool {
+        self.has_mail.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn take_mail(&self) -> Vec<u64> {
+        let mut mail = self.mail.lock();
+        self.has_mail.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *mail)
+    }
+
+    pub(crate) fn post_verdict(&self, message: String) {
+        *self.verdict.lock() = Some(message);
+        self.has_verdict.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn take_verdict(&self) -> Option<String> {
+        if !self.has_verdict.load(Ordering::Acquire) {
+            return None;
+        }
+        self.has_verdict.store(false, Ordering::Relaxed);
+        self.verdict.lock().take()
+    }
+}
+
+/// What a thread still held when it exited (a leaked guard or an ownerless lock never
+/// released): waits on those resources can only be ended by it, and it is gone.
+pub(crate) struct ExitedThread {
+    pub(crate) record: Arc<ThreadRecord>,
+    pub(crate) holds: Vec<HeldCopy>,
+}
+
+/// A copy of a [`Held`] entry that outlives the thread.
+pub(crate) struct HeldCopy {
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+    pub(crate) op: Op,
+    pub(crate) count: u32,
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) created_at: &'static Location<'static>,
+    pub(crate) backtrace: Option<Backtrace>,
+}
+
+impl HeldCopy {
+    pub(crate) fn of(held: &Held) -> HeldCopy {
+        HeldCopy {
+            id: held.id,
+            kind: held.kind,
+            op: held.op,
+            count: held.count,
+            site: held.site,
+            created_at: held.created_at,
+            backtrace: held.backtrace.clone(),
+        }
+    }
+}
+
+pub(crate) struct Runtime {
+    pub(crate) threads: DashMap<u64, Arc<ThreadRecord>>,
+    pub(crate) exited: Mutex<HashMap<u64, ExitedThread>>,
+    /// Names of named locks that have been used, by id, so a report can name a held lock
+    /// without touching the lock itself.
+    pub(crate) names: DashMap<u64, Arc<str>>,
+    pub(crate) graph: Mutex<LiveGraph>,
+    /// Threads lockwatch runs for itself (the watchdog), not counted as unknown threads.
+    pub(crate) internal_threads: AtomicUsize,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn runtime() -> &'static Runtime {
+    RUNTIME.get_or_init(|| Runtime {
+        threads: DashMap::new(),
+        exited: Mutex::new(HashMap::new()),
+        names: DashMap::new(),
+        graph: Mutex::new(LiveGraph::default()),
+        internal_threads: AtomicUsize::new(0),
+    })
+}
+
+/// Registers the current thread on its first tracked operation.
+pub(crate) fn register_current() -> ThreadCtx {
+    let id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
+    let name = std::thread::current().name().map(Arc::from);
+    let record = Arc::new(ThreadRecord::new(id, name));
+    runtime().threads.insert(id, record.clone());
+    ThreadCtx::new(record)
+}
+
+/// Registers a thread before it starts, so that a join on it is a wait on a known thread.
+pub(crate) fn preregister_thread(name: Option<Arc<str>>) -> Arc<ThreadRecord> {
+    let id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
+    let record = Arc::new(ThreadRecord::new(id, name));
+    runtime().threads.insert(id, record.clone());
+    record
+}
+
+/// Called first thing on a thread started by `thread::spawn`.
+pub(crate) fn adopt_thread(record: Arc<ThreadRecord>) {
+    super::install_ctx(ThreadCtx::new(record));
+}
+
+/// Thread-local destructor: the thread leaves the registry, keeping only what it leaked.
+pub(crate) fn thread_exit(ctx: &ThreadCtx) {
+    ctx.collect_foreign_releases();
+    let rt = runtime();
+    let held = ctx.held.borrow();
+    if !held.is_empty() {
+        let holds = held.iter().map(HeldCopy::of).collect();
+        rt.exited.lock().insert(
+            ctx.id(),
+            ExitedThread {
+                record: ctx.record.clone(),
+                holds,
+            },
+        );
+    }
+    rt.threads.remove(&ctx.id());
+}
+
+/// Tells thread `acquirer` that a Lock it acquired was released by someone else.
+pub(crate) fn send_foreign_release(acquirer: u64, lock_id: u64) {
+    let rt = runtime();
+    if let Some(record) = rt.threads.get(&acquirer) {
+        record.mail.lock().push(lock_id);
+        record.has_mail.store(true, Ordering::Relaxed);
+        return;
+    }
+    // The acquirer has exited: what it held is no longer stuck with it.
+    let mut exited = rt.exited.lock();
+    if let Some(gone) = exited.get_mut(&acquirer) {
+        gone.holds.retain(|h| h.id != lock_id);
+        if gone.holds.is_empty() {
+            exited.remove(&acquirer);
+        }
+    }
+}
+
+/// How many threads the runtime knows are alive (tests check it returns to its baseline).
+pub(crate) fn live_thread_count() -> usize {
+    runtime().threads.len()
+}
+
+/// How many OS threads the process has, where the platform says.
+pub(crate) fn os_thread_count() -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse().ok())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// A pre-registered thread that never started.
+pub(crate) fn forget_thread(id: u64) {
+    runtime().threads.remove(&id);
+}

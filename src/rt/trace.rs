@@ -1,0 +1,125 @@
+//! Backtraces: captured unresolved on the slow path, resolved only for a report, with
+//! lockwatch's own frames and the standard library's removed.
+
+use backtrace::Backtrace;
+use lockwatch_detector::Frame;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Function-name prefixes of frames that say nothing about the user's program.
+const HIDDEN_PREFIXES: &[&str] = &[
+    "lockwatch::",
+    "lockwatch_detector::",
+    "std::",
+    "core::",
+    "alloc::",
+    "backtrace::",
+    "parking_lot",
+    "lock_api::",
+    "__rust",
+    "rust_begin_unwind",
+    "_start",
+    "__libc_start",
+    "start_thread",
+    "clone",
+    "__clone",
+    "thread_start",
+];
+
+fn hidden(function: &str) -> bool {
+    // Trait-method frames read `<Type as Trait>::method`: judge them by the type's path.
+    let path = function
+        .strip_prefix('<')
+        .map_or(function, |inner| inner.trim_start_matches(['&', '*']));
+    HIDDEN_PREFIXES.iter().any(|p| path.starts_with(p))
+        || function.contains(" as core::ops::function::Fn")
+}
+
+/// Removes the `::h0123456789abcdef` hash rustc appends to symbol names.
+fn strip_hash(name: &str) -> &str {
+    match name.rfind("::h") {
+        Some(i)
+            if name.len() - i == 19 && name[i + 3..].bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            &name[..i]
+        }
+        _ => name,
+    }
+}
+
+fn roots() -> &'static [PathBuf] {
+    static ROOTS: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = Vec::new();
+        if let Ok(dir) = std::env::var("CARGO_MANIFEST_DIR") {
+            roots.push(PathBuf::from(dir));
+        }
+        if let Ok(dir) = std::env::current_dir() {
+            roots.push(dir);
+        }
+        roots
+    })
+}
+
+/// Paths inside the project read as the compiler gives them: relative to the crate root.
+fn display_path(path: &Path) -> String {
+    for root in roots() {
+        if let Ok(relative) = path.strip_prefix(root) {
+            return relative.to_string_lossy().into_owned();
+        }
+    }
+    path.to_string_lossy().into_owned()
+}
+
+/// Resolves a copy of `backtrace` into report frames, innermost first.
+pub(crate) fn resolve(backtrace: &Backtrace) -> Vec<Frame> {
+    let mut backtrace = backtrace.clone();
+    backtrace.resolve();
+    let mut frames = Vec::new();
+    for frame in backtrace.frames() {
+        for symbol in frame.symbols() {
+            let Some(name) = symbol.name() else { continue };
+            let name = format!("{name:#}");
+            let name = strip_hash(&name);
+            if hidden(name) {
+                continue;
+            }
+            frames.push(Frame {
+                function: name.to_owned(),
+                file: symbol.filename().map(display_path),
+                line: symbol.lineno(),
+                column: symbol.colno(),
+            });
+        }
+    }
+    frames
+}
+
+/// Loads debug info ahead of the first report.
+pub(crate) fn warm_up() {
+    let mut bt = Backtrace::new_unresolved();
+    bt.resolve();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_and_std_frames_are_hidden() {
+        assert!(hidden("lockwatch::rt::acquire"));
+        assert!(hidden("<lockwatch::Mutex<T>>::lock"));
+        assert!(hidden("std::thread::Builder::spawn_unchecked_"));
+        assert!(hidden(
+            "<F as core::ops::function::FnOnce<()>>::call_once"
+        ));
+        assert!(!hidden("abba::worker_a"));
+        assert!(!hidden("abba::main::{{closure}}"));
+    }
+
+    #[test]
+    fn symbol_hashes_are_stripped() {
+        assert_eq!(strip_hash("abba::main::h0123456789abcdef"), "abba::main");
+        assert_eq!(strip_hash("abba::main"), "abba::main");
+    }
+}
