@@ -7,7 +7,7 @@ use super::report::{self, Emitted};
 use crate::config;
 use lockwatch_detector::reduce::{self, Finding};
 use lockwatch_detector::snapshot::Snapshot;
-use lockwatch_detector::{Report, ReportKind};
+use lockwatch_detector::Report;
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -234,7 +234,3 @@ fn watchdog_main() {
     }
 }
 
-/// Kinds handled by the deadlock policy.
-pub(crate) fn is_stuck_kind(kind: ReportKind) -> bool {
-    matches!(kind, ReportKind::Deadlock | ReportKind::Stall)
-}

@@ -58,8 +58,10 @@ impl ProbePtr {
     }
 }
 
+/// Threads are anonymous nodes (a thread's wait edge is found through `LiveGraph::waits`);
+/// resources carry their id so the last waiter's departure can drop the node.
 pub(crate) enum Node {
-    Thread(u64),
+    Thread,
     Resource(u64),
 }
 
@@ -86,7 +88,7 @@ pub(crate) struct LiveGraph {
 impl LiveGraph {
     fn insert(&mut self, resource: u64, record: WaitRecord) {
         let thread_id = record.thread.id;
-        let thread_node = self.graph.add_node(Node::Thread(thread_id));
+        let thread_node = self.graph.add_node(Node::Thread);
         let resource_node = *self
             .resources
             .entry(resource)
@@ -220,6 +222,17 @@ impl<'a> Waiting<'a> {
                 panic!("{message}");
             }
         }
+    }
+}
+
+impl Waiting<'_> {
+    /// Blocks in one uninterrupted `attempt` (after checking the graph, if untimed). A verdict
+    /// posted meanwhile cannot be taken: used only where waking up would change semantics.
+    pub(crate) fn block_whole(&self, attempt: impl FnOnce() -> bool) -> bool {
+        if !self.timed {
+            detect::scan_blocked(self.ctx.id());
+        }
+        attempt()
     }
 }
 

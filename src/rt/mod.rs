@@ -243,11 +243,6 @@ pub(crate) fn install_ctx(ctx: ThreadCtx) {
     let _ = LOCAL.try_with(|slot| slot.ctx.set(ctx));
 }
 
-/// The runtime id of the current thread, registering it if needed.
-pub(crate) fn current_thread_id() -> Option<u64> {
-    with_ctx(|ctx| ctx.id())
-}
-
 /// Whether a wait on this lock can never end because the current thread itself holds what it
 /// is waiting for: a Mutex or write lock taken twice, or a write lock under its own read.
 fn waits_on_itself(meta: &Meta, ctx: &ThreadCtx, access: Access) -> bool {
@@ -302,9 +297,20 @@ fn acquire_contended<R: RawLock>(
         Mode::Until(deadline) => Some(deadline),
         _ => None,
     };
+    // A waiting writer of a task-fair RwLock bars new readers; a timed attempt that expires
+    // lifts that bar for a moment and lets readers past, which plain parking_lot would not.
+    // So a writer never waits in timed slices: it spins briefly, then parks for good (or for
+    // its whole timeout).
+    let task_fair_writer = meta.kind == Kind::RwLock && access == Access::Exclusive;
     if !waits_on_itself(meta, ctx, access) {
-        let grace = deadline.map_or(GRACE, |d| GRACE.min(d.saturating_duration_since(started)));
-        if core.raw().acquire_for(access, grace) {
+        let got = if task_fair_writer {
+            spin_try(|| core.raw().try_acquire(access))
+        } else {
+            let grace =
+                deadline.map_or(GRACE, |d| GRACE.min(d.saturating_duration_since(started)));
+            core.raw().acquire_for(access, grace)
+        };
+        if got {
             acquired(meta, ctx, op, access, site);
             return true;
         }
@@ -314,12 +320,39 @@ fn acquire_contended<R: RawLock>(
     }
     let probe = LockProbe { core, access };
     let waiting = Waiting::register(ctx, &probe, op, site, started, deadline.is_some());
-    let got = waiting.block(deadline, |slice| core.raw().acquire_for(access, slice));
+    let got = if task_fair_writer {
+        waiting.block_whole(|| match deadline {
+            Some(d) => core
+                .raw()
+                .acquire_for(access, d.saturating_duration_since(Instant::now())),
+            None => {
+                core.raw().acquire(access);
+                true
+            }
+        })
+    } else {
+        waiting.block(deadline, |slice| core.raw().acquire_for(access, slice))
+    };
     drop(waiting);
     if got {
         acquired(meta, ctx, op, access, site);
     }
     got
+}
+
+/// Tries a few times, yielding in between, for about as long as a short critical section.
+fn spin_try(mut attempt: impl FnMut() -> bool) -> bool {
+    for round in 0..64 {
+        if attempt() {
+            return true;
+        }
+        if round < 16 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    false
 }
 
 /// What the wait-for graph may ask of a lock while a thread waits for it.

@@ -60,6 +60,8 @@ struct OrderState {
     graph: Mutex<OrderGraph>,
     /// Edges any thread has recorded, by source lock: `(to, fingerprint)`.
     known: DashMap<u64, Vec<(u64, u64)>>,
+    /// The reverse index of `known` (target → sources), so a dropped lock leaves no entry.
+    sources: DashMap<u64, Vec<u64>>,
 }
 
 fn state() -> &'static OrderState {
@@ -69,6 +71,7 @@ fn state() -> &'static OrderState {
         OrderState {
             graph: Mutex::new(OrderGraph::new()),
             known: DashMap::new(),
+            sources: DashMap::new(),
         }
     })
 }
@@ -174,6 +177,7 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
                     .entry(from)
                     .or_default()
                     .push((to, fingerprint));
+                state.sources.entry(to).or_default().push(from);
             }
             ctx.edge_cache.insert(key);
         }
@@ -191,16 +195,19 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
 /// A lock that reached the order graph is being dropped: its node and edges go with it.
 pub(crate) fn remove_lock(id: u64) {
     let state = state();
-    let predecessors = {
-        let mut graph = state.graph.lock();
-        let predecessors = graph.predecessors(id);
-        graph.remove_lock(id);
-        predecessors
-    };
-    state.known.remove(&id);
-    for p in predecessors {
-        if let Some(mut edges) = state.known.get_mut(&p) {
-            edges.retain(|&(to, _)| to != id);
+    state.graph.lock().remove_lock(id);
+    if let Some((_, targets)) = state.known.remove(&id) {
+        for (to, _) in targets {
+            if let Some(mut sources) = state.sources.get_mut(&to) {
+                sources.retain(|&s| s != id);
+            }
+        }
+    }
+    if let Some((_, sources)) = state.sources.remove(&id) {
+        for from in sources {
+            if let Some(mut edges) = state.known.get_mut(&from) {
+                edges.retain(|&(to, _)| to != id);
+            }
         }
     }
 }

@@ -31,7 +31,9 @@ fn hidden(function: &str) -> bool {
     let path = function
         .strip_prefix('<')
         .map_or(function, |inner| inner.trim_start_matches(['&', '*']));
-    HIDDEN_PREFIXES.iter().any(|p| path.starts_with(p))
+    // `main` alone is the C entry point rustc generates, not the program's `main`.
+    function == "main"
+        || HIDDEN_PREFIXES.iter().any(|p| path.starts_with(p))
         || function.contains(" as core::ops::function::Fn")
 }
 
