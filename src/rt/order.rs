@@ -14,7 +14,8 @@ use crate::config::{self, LockOrder};
 use backtrace::Backtrace;
 use dashmap::DashMap;
 use lockwatch_detector::order::{LockInfo, OrderEdge, OrderGraph};
-use lockwatch_detector::Report;
+use lockwatch_detector::{Location as ReportLocation, Report, ResourceKind};
+use std::collections::HashMap;
 use parking_lot::Mutex;
 use std::cell::Cell;
 use std::panic::Location;
@@ -56,8 +57,36 @@ impl EdgeCache {
     }
 }
 
+/// The live graph over lock instances, and the hierarchy written at exit.
+struct Graphs {
+    /// One node per live lock: what inversions are found on.
+    instances: OrderGraph,
+    /// One node per lock *class* (kind, name, creation site), never shrinking: the learned
+    /// hierarchy `LOCKWATCH_ORDER_GRAPH` writes, stable across runs so CI can diff it.
+    classes: OrderGraph,
+    class_ids: HashMap<(ResourceKind, Option<String>, ReportLocation), u64>,
+}
+
+impl Graphs {
+    fn class_of(&mut self, lock: &LockInfo) -> LockInfo {
+        let key = (lock.kind, lock.name.clone(), lock.created_at.clone());
+        let next = self.class_ids.len() as u64 + 1;
+        let id = *self.class_ids.entry(key).or_insert(next);
+        LockInfo { id, ..lock.clone() }
+    }
+
+    fn insert(&mut self, from: LockInfo, to: LockInfo, edge: OrderEdge) -> Vec<Vec<(u64, u64)>> {
+        let (from_class, to_class) = (self.class_of(&from), self.class_of(&to));
+        if from_class.id != to_class.id {
+            // Inversions are judged on instances; the class graph only records the hierarchy.
+            let _ = self.classes.insert_edge(from_class, to_class, edge.clone());
+        }
+        self.instances.insert_edge(from, to, edge)
+    }
+}
+
 struct OrderState {
-    graph: Mutex<OrderGraph>,
+    graph: Mutex<Graphs>,
     /// Edges any thread has recorded, by source lock: `(to, fingerprint)`.
     known: DashMap<u64, Vec<(u64, u64)>>,
     /// The reverse index of `known` (target → sources), so a dropped lock leaves no entry.
@@ -67,9 +96,13 @@ struct OrderState {
 fn state() -> &'static OrderState {
     static STATE: OnceLock<OrderState> = OnceLock::new();
     STATE.get_or_init(|| {
-        install_exit_hook();
+        ensure_exit_hook();
         OrderState {
-            graph: Mutex::new(OrderGraph::new()),
+            graph: Mutex::new(Graphs {
+                instances: OrderGraph::new(),
+                classes: OrderGraph::new(),
+                class_ids: HashMap::new(),
+            }),
             known: DashMap::new(),
             sources: DashMap::new(),
         }
@@ -161,9 +194,9 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
                 };
                 let from_info = lock_info_of_held(&held[index]);
                 let mut graph = state.graph.lock();
-                let cycles = graph.insert_edge(from_info, lock_info_of(meta), edge);
+                let cycles = graph.insert(from_info, lock_info_of(meta), edge);
                 for cycle in cycles {
-                    reports.push(graph.inversion_report(
+                    reports.push(graph.instances.inversion_report(
                         &cycle,
                         std::process::id(),
                         report::now_ms(),
@@ -195,7 +228,7 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
 /// A lock that reached the order graph is being dropped: its node and edges go with it.
 pub(crate) fn remove_lock(id: u64) {
     let state = state();
-    state.graph.lock().remove_lock(id);
+    state.graph.lock().instances.remove_lock(id);
     if let Some((_, targets)) = state.known.remove(&id) {
         for (to, _) in targets {
             if let Some(mut sources) = state.sources.get_mut(&to) {
@@ -215,7 +248,15 @@ pub(crate) fn remove_lock(id: u64) {
 /// The number of locks in the order graph (tests check it returns to empty).
 pub(crate) fn graph_size() -> (usize, usize) {
     let graph = state().graph.lock();
-    (graph.node_count(), graph.edge_count())
+    (graph.instances.node_count(), graph.instances.edge_count())
+}
+
+/// Arranges for the lock-order graph to be written at process exit (`LOCKWATCH_ORDER_GRAPH`).
+/// Called when the runtime starts, so a program that never nests locks still writes its
+/// (empty) hierarchy.
+pub(crate) fn ensure_exit_hook() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(install_exit_hook);
 }
 
 fn install_exit_hook() {
@@ -241,9 +282,9 @@ pub(crate) fn write_order_graph() {
         return;
     };
     let text = if path.extension().is_some_and(|e| e == "dot") {
-        graph.to_dot()
+        graph.classes.to_dot()
     } else {
-        graph.to_json()
+        graph.classes.to_json()
     };
     drop(graph);
     let tmp = path.with_extension("lockwatch-tmp");

@@ -108,12 +108,15 @@ static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) fn runtime() -> &'static Runtime {
-    RUNTIME.get_or_init(|| Runtime {
-        threads: DashMap::new(),
-        exited: Mutex::new(HashMap::new()),
-        names: DashMap::new(),
-        graph: Mutex::new(LiveGraph::default()),
-        internal_threads: AtomicUsize::new(0),
+    RUNTIME.get_or_init(|| {
+        super::order::ensure_exit_hook();
+        Runtime {
+            threads: DashMap::new(),
+            exited: Mutex::new(HashMap::new()),
+            names: DashMap::new(),
+            graph: Mutex::new(LiveGraph::default()),
+            internal_threads: AtomicUsize::new(0),
+        }
     })
 }
 
