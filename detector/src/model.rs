@@ -362,7 +362,10 @@ impl fmt::Display for ParseError {
                 write!(f, "unsupported schema `{s}` (expected `{SCHEMA}`)")
             }
             ParseError::ForeignSchema(None) => {
-                write!(f, "not a lockwatch report: no `schema` field (expected `{SCHEMA}`)")
+                write!(
+                    f,
+                    "not a lockwatch report: no `schema` field (expected `{SCHEMA}`)"
+                )
             }
         }
     }

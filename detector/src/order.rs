@@ -37,8 +37,10 @@
 //! bound: from a node whose `ord` is above both `ord(u)` and the `ord` of every flagged edge's
 //! source, DAG edges only go further up and no flagged edge starts, so `u` is out of reach.
 //! The search therefore stays within the region below that bound. A flagged edge whose ends
-//! come to agree with the order after a renumbering or a deletion is unflagged (that keeps the
-//! invariant: DAG edges go up), so the side set only holds edges still needed.
+//! come to agree with the order after a renumbering is unflagged (that keeps the invariant:
+//! DAG edges go up); after a deletion every flagged edge is offered its place in the order
+//! again (a bounded Pearce–Kelly search each), so the side set only holds edges that still
+//! close a cycle and a graph that became acyclic is back to O(1) agreeing inserts.
 //!
 //! # Reporting
 //!
@@ -62,7 +64,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
-use petgraph::visit::EdgeRef;
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction::{Incoming, Outgoing};
 use serde::Serialize;
 
@@ -121,7 +123,8 @@ pub struct OrderGraph {
 }
 
 /// Above this many gate locks on one edge, the exact ungated-cycle search (whose state space
-/// doubles per gate) gives way to a plain shortest-cycle search plus a gate check.
+/// doubles per gate) gives way to a plain shortest-cycle search plus a gate check (which may
+/// then miss an ungated cycle hidden behind a gated shorter one).
 const MAX_GATE_BITS: usize = 12;
 
 impl OrderGraph {
@@ -171,7 +174,11 @@ impl OrderGraph {
         self.report_cycle_through(e)
     }
 
-    /// Forgets a lock (it was dropped): its node and every edge to or from it. O(degree).
+    /// Forgets a lock (it was dropped): its node and every edge to or from it.
+    ///
+    /// O(degree) while the graph is acyclic. When it holds cycle-closing edges, each of them
+    /// is also offered its place in the order again (a bounded Pearce–Kelly search each),
+    /// since removing this lock may have broken the cycle it closed.
     pub fn remove_lock(&mut self, id: u64) {
         let Some(n) = self.index.remove(&id) else {
             return;
@@ -188,7 +195,7 @@ impl OrderGraph {
             }
         }
         self.graph.remove_node(n);
-        self.unflag_agreeing();
+        self.retry_flagged();
     }
 
     /// Whether `from -> to` has been recorded (and neither lock removed since).
@@ -252,8 +259,7 @@ impl OrderGraph {
             })
             .collect();
         nodes.sort_unstable_by_key(|n| n.id);
-        let mut edges: Vec<JsonEdge<'_>> = self
-            .graph
+        let mut edges: Vec<JsonEdge<'_>> = (&self.graph)
             .edge_references()
             .map(|e| {
                 let w = e.weight();
@@ -294,8 +300,7 @@ impl OrderGraph {
             );
             let _ = writeln!(out, "    n{} [label=\"{}\"];", n.id, dot_escape(&label));
         }
-        let mut edges: Vec<(u64, u64, EdgeIndex)> = self
-            .graph
+        let mut edges: Vec<(u64, u64, EdgeIndex)> = (&self.graph)
             .edge_references()
             .map(|e| {
                 (
@@ -544,6 +549,30 @@ impl OrderGraph {
         true
     }
 
+    /// Gives every flagged edge whose cycle may be gone its place in the order again: it is
+    /// unflagged if the order agrees with it or can be renumbered to. Keeps the side set to
+    /// the edges that still close a cycle, so an acyclic graph goes back to O(1) inserts.
+    fn retry_flagged(&mut self) {
+        if self.back_edges.is_empty() {
+            return;
+        }
+        let mut flagged: Vec<EdgeIndex> = self.back_edges.iter().copied().collect();
+        flagged.sort_unstable();
+        for e in flagged {
+            if !self.back_edges.contains(&e) {
+                continue;
+            }
+            let Some((u, v)) = self.graph.edge_endpoints(e) else {
+                self.back_edges.remove(&e);
+                continue;
+            };
+            // `reorder` follows DAG edges only, so `e` itself (still flagged) is not in the way.
+            if self.ord(u) < self.ord(v) || self.reorder(u, v) {
+                self.back_edges.remove(&e);
+            }
+        }
+    }
+
     /// Moves flagged edges that now agree with the order back into the DAG part.
     fn unflag_agreeing(&mut self) {
         if self.back_edges.is_empty() {
@@ -585,7 +614,11 @@ impl OrderGraph {
     /// BFS from `v` to `u` over states (node, mask): bit `i` of the mask is set once the path
     /// has used an edge whose gate set lacks `e`'s `i`-th gate. A cycle is ungated exactly when
     /// every gate of `e` is lacking somewhere on it (the common gates of a cycle are a subset
-    /// of `e`'s), i.e. when `u` is reached with a full mask. With no gates this is a plain BFS.
+    /// of `e`'s), i.e. when `u` is reached with a full mask. With no gates this is a plain BFS
+    /// and its first hit is the answer. With gates, the first hit may be a walk through some
+    /// node twice (the state it needed was first reached the long way round); then a
+    /// branch-and-bound DFS over simple paths takes over (see [`Self::dfs_ungated`]). If the
+    /// BFS finds no hit at all, no ungated walk exists, so no ungated cycle either.
     fn shortest_ungated_cycle(&self, e: EdgeIndex) -> Option<Vec<NodeIndex>> {
         let (u, v) = self.graph.edge_endpoints(e)?;
         let bound = self.search_bound(u);
@@ -594,27 +627,20 @@ impl OrderGraph {
         }
         let gates: &[u64] = &self.graph[e].gates;
         let exact = gates.len() <= MAX_GATE_BITS;
-        let tracked: &[u64] = if exact { gates } else { &[] };
-        let full: u32 = (1u32 << tracked.len()) - 1;
+        let search = Search {
+            graph: self,
+            skip: e,
+            bound,
+            tracked: if exact { gates } else { &[] },
+        };
+        let full = search.full();
         type State = (NodeIndex, u32);
         let mut parent: HashMap<State, State> = HashMap::new();
         let mut seen: HashSet<State> = HashSet::from([(v, 0)]);
         let mut queue: VecDeque<State> = VecDeque::from([(v, 0)]);
         while let Some((x, mask)) = queue.pop_front() {
-            let mut outs: Vec<(u64, NodeIndex, EdgeIndex)> = self
-                .graph
-                .edges_directed(x, Outgoing)
-                .filter(|o| o.id() != e && self.ord(o.target()) <= bound)
-                .map(|o| (self.id(o.target()), o.target(), o.id()))
-                .collect();
-            outs.sort_unstable_by_key(|o| o.0);
-            for (_, y, oe) in outs {
-                let edge_gates = &self.graph[oe].gates;
-                let m = tracked
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, g)| edge_gates.binary_search(g).is_err())
-                    .fold(mask, |m, (i, _)| m | (1 << i));
+            for (y, oe) in search.outs(x) {
+                let m = mask | search.lacking(oe);
                 if y == u {
                     if m != full {
                         continue;
@@ -629,8 +655,7 @@ impl OrderGraph {
                     path.reverse();
                     let distinct: HashSet<NodeIndex> = path.iter().copied().collect();
                     if distinct.len() != path.len() {
-                        // A walk through some node twice, not a simple cycle: look further.
-                        continue;
+                        return search.dfs_ungated(u, v);
                     }
                     if !exact && self.is_gated(&path) {
                         return None;
@@ -690,6 +715,104 @@ impl OrderGraph {
         for &e in &self.back_edges {
             assert!(self.graph.edge_endpoints(e).is_some(), "stale flagged edge");
         }
+    }
+}
+
+/// One cycle search through edge `skip`: the nodes above `bound` are out of reach, and the
+/// masks track which of `tracked` (the new edge's gates) the path has escaped.
+struct Search<'a> {
+    graph: &'a OrderGraph,
+    skip: EdgeIndex,
+    bound: u64,
+    tracked: &'a [u64],
+}
+
+impl Search<'_> {
+    /// Expansions the DFS fallback may make before it settles for what it has found.
+    const DFS_BUDGET: usize = 100_000;
+
+    fn full(&self) -> u32 {
+        (1u32 << self.tracked.len()) - 1
+    }
+
+    /// The successors of `x` worth following, by lock id (so results are deterministic).
+    fn outs(&self, x: NodeIndex) -> Vec<(NodeIndex, EdgeIndex)> {
+        let g = self.graph;
+        let mut outs: Vec<(u64, NodeIndex, EdgeIndex)> = g
+            .graph
+            .edges_directed(x, Outgoing)
+            .filter(|o| o.id() != self.skip && g.ord(o.target()) <= self.bound)
+            .map(|o| (g.id(o.target()), o.target(), o.id()))
+            .collect();
+        outs.sort_unstable_by_key(|o| o.0);
+        outs.into_iter().map(|(_, n, e)| (n, e)).collect()
+    }
+
+    /// The mask bits of the tracked gates that edge `e` lacks.
+    fn lacking(&self, e: EdgeIndex) -> u32 {
+        let gates = &self.graph.graph[e].gates;
+        self.tracked
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| gates.binary_search(g).is_err())
+            .fold(0, |m, (i, _)| m | (1 << i))
+    }
+
+    /// The shortest simple path `v ⇝ u` escaping every tracked gate, by depth-first
+    /// branch-and-bound over simple paths (an explicit stack, no recursion), as the cycle's
+    /// nodes starting at `u`. Exact unless [`Self::DFS_BUDGET`] runs out, in which case the
+    /// best cycle found so far (or none) is returned.
+    fn dfs_ungated(&self, u: NodeIndex, v: NodeIndex) -> Option<Vec<NodeIndex>> {
+        struct Step {
+            node: NodeIndex,
+            mask: u32,
+            outs: Vec<(NodeIndex, EdgeIndex)>,
+            next: usize,
+        }
+        let full = self.full();
+        let mut best: Option<Vec<NodeIndex>> = None;
+        let mut on_path: HashSet<NodeIndex> = HashSet::from([u, v]);
+        let mut stack = vec![Step {
+            node: v,
+            mask: 0,
+            outs: self.outs(v),
+            next: 0,
+        }];
+        let mut budget = Self::DFS_BUDGET;
+        loop {
+            // Going one edge deeper makes a cycle of at least `stack.len() + 1` edges.
+            let depth = stack.len();
+            let too_long = best.as_ref().is_some_and(|b| depth + 1 >= b.len());
+            let Some(top) = stack.last_mut() else { break };
+            if top.next == top.outs.len() || too_long || budget == 0 {
+                on_path.remove(&top.node);
+                stack.pop();
+                continue;
+            }
+            budget -= 1;
+            let (y, oe) = top.outs[top.next];
+            top.next += 1;
+            let m = top.mask | self.lacking(oe);
+            if y == u {
+                if m == full {
+                    best = Some(
+                        std::iter::once(u)
+                            .chain(stack.iter().map(|s| s.node))
+                            .collect(),
+                    );
+                }
+                continue;
+            }
+            if on_path.insert(y) {
+                stack.push(Step {
+                    node: y,
+                    mask: m,
+                    outs: self.outs(y),
+                    next: 0,
+                });
+            }
+        }
+        best
     }
 }
 

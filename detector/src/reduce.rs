@@ -25,7 +25,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::model::{
@@ -75,13 +75,14 @@ pub struct Finding {
 /// - [`Releasers::Holders`]: every holder other than itself can run (no holder listed means
 ///   the holder is running); a thread waiting on what it holds itself never can;
 /// - [`Releasers::WritersAndQueuedWriters`]: every write holder and every *other* thread
-///   queued for write can run;
+///   queued for write can run (for a read wait; a write wait on the same RwLock follows
+///   `Holders`: every reader and writer must leave);
 /// - [`Releasers::HoldersOrAnyone`], [`Releasers::Anyone`]: any thread at all can run;
 /// - [`Releasers::Thread`]: that thread can run, has exited (the join returns) or is not in
 ///   the snapshot;
-/// - [`Releasers::Workers`]: any listed worker can run or is not in the snapshot (an empty list
-///   means no worker will ever take the task: the runtime must mark the resource `available`
-///   when the pool can still spawn one).
+/// - [`Releasers::Workers`]: any listed worker can run or is not in the snapshot (exited
+///   workers never take a task; an empty list means no worker ever will: the runtime must mark
+///   the resource `available` when the pool can still spawn one).
 ///
 /// A blocked thread with no wait, or waiting on a resource missing from the snapshot, is
 /// treated as able to run: the analysis only reports what it can prove.
@@ -187,7 +188,7 @@ impl<'a> Index<'a> {
                 Need::All(v)
             }
         };
-        match &r.releasers {
+        match releasers(r, w_op(self.wait(i))) {
             Releasers::Holders => {
                 let hs = self.holders_of(r.id);
                 if hs.iter().any(|&(h, _)| h == i) {
@@ -225,6 +226,8 @@ impl<'a> Index<'a> {
                 for w in ws {
                     match self.thread.get(w) {
                         None => return Need::Now,
+                        // An exited worker will never take the task.
+                        Some(&j) if self.is_exited(j) => {}
                         Some(&j) => present.push(j),
                     }
                 }
@@ -307,7 +310,7 @@ impl<'a> Index<'a> {
         let Some((_, r)) = self.wait(i) else {
             return Vec::new();
         };
-        let mut out: Vec<usize> = match &r.releasers {
+        let mut out: Vec<usize> = match releasers(r, w_op(self.wait(i))) {
             Releasers::Holders | Releasers::HoldersOrAnyone => {
                 self.holders_of(r.id).iter().map(|&(h, _)| h).collect()
             }
@@ -331,6 +334,7 @@ impl<'a> Index<'a> {
             Releasers::Workers(ws) => ws
                 .iter()
                 .filter_map(|w| self.thread.get(w).copied())
+                .filter(|&j| !self.is_exited(j))
                 .collect(),
         };
         out.retain(|&j| !reduced[j]);
@@ -349,6 +353,20 @@ impl<'a> Index<'a> {
 
     fn is_exited(&self, i: usize) -> bool {
         self.s.threads[i].state == ThreadState::Exited
+    }
+}
+
+fn w_op(wait: Option<(&WaitSnap, &ResourceSnap)>) -> Option<Op> {
+    wait.map(|(w, _)| w.op)
+}
+
+/// The releasers of a wait with `op` on `r`. A resource carries one [`Releasers`], but an
+/// RwLock's depend on the operation: `WritersAndQueuedWriters` describes its *read* waits,
+/// while a write wait on the same lock needs every holder to leave (`Holders`).
+fn releasers(r: &ResourceSnap, op: Option<Op>) -> &Releasers {
+    match (&r.releasers, op) {
+        (Releasers::WritersAndQueuedWriters, Some(op)) if op != Op::Read => &Releasers::Holders,
+        (rel, _) => rel,
     }
 }
 
@@ -398,8 +416,10 @@ impl HolderGraph {
     }
 
     fn findings(&self, ix: &Index<'_>) -> Vec<Finding> {
-        // Cores: strongly connected components with a cycle, then exited holders.
-        let mut cycles: Vec<Vec<usize>> = tarjan_scc(&self.g)
+        // Cores: strongly connected components with a cycle, then exited holders. Kosaraju,
+        // not Tarjan: petgraph's Tarjan recurses once per node of a path, and a long chain of
+        // stuck threads must not overflow the watchdog's stack.
+        let mut cycles: Vec<Vec<usize>> = kosaraju_scc(&self.g)
             .into_iter()
             .map(|comp| comp.into_iter().map(|n| self.g[n]).collect::<Vec<usize>>())
             .filter(|comp| comp.len() > 1 || self.succ(comp[0]).contains(&comp[0]))
@@ -436,9 +456,10 @@ impl HolderGraph {
             }
         }
         while let Some(x) = queue.pop_front() {
+            let core = core_of[&x];
             for &p in self.pred.get(&x).map_or(&[][..], Vec::as_slice) {
                 if let std::collections::hash_map::Entry::Vacant(e) = core_of.entry(p) {
-                    e.insert(core_of[&x]);
+                    e.insert(core);
                     parent.insert(p, x);
                     dist.insert(p, dist[&x] + 1);
                     queue.push_back(p);
@@ -457,8 +478,9 @@ impl HolderGraph {
         let mut out = Vec::new();
         for (c, comp) in cycles.iter().enumerate() {
             let cycle = self.shortest_cycle(ix, comp);
+            let on_cycle: HashSet<usize> = cycle.iter().copied().collect();
             let mut threads = cycle.clone();
-            threads.extend(comp.iter().filter(|i| !cycle.contains(i)));
+            threads.extend(comp.iter().filter(|i| !on_cycle.contains(i)));
             threads.extend(&behind[c]);
             let edges = cycle
                 .iter()
@@ -481,10 +503,13 @@ impl HolderGraph {
                 chain.push(p);
                 at = p;
             }
+            let on_chain: HashSet<usize> = chain.iter().copied().collect();
             let mut threads = chain.clone();
-            threads.extend(assigned.iter().filter(|i| !chain.contains(i)));
-            let mut edges: Vec<WaitEdge> =
-                chain.windows(2).map(|w| self.edge(ix, w[0], w[1])).collect();
+            threads.extend(assigned.iter().filter(|i| !on_chain.contains(i)));
+            let mut edges: Vec<WaitEdge> = chain
+                .windows(2)
+                .map(|w| self.edge(ix, w[0], w[1]))
+                .collect();
             edges.push(self.edge(ix, *chain.last().expect("non-empty chain"), e));
             out.push(self.finding(ix, ReportKind::Deadlock, threads, edges, &chain));
         }
@@ -574,13 +599,15 @@ impl HolderGraph {
     /// thread id; among equally short cycles, the one whose id sequence sorts first.
     ///
     /// A BFS from each member back to itself, restricted to the component. Components are
-    /// small in practice; for a very large one only the first few starts are tried, which
-    /// still yields a valid (if not always the globally shortest) cycle.
+    /// small in practice; for a very large one only as many starts are tried as fit a fixed
+    /// budget (at least one), which still yields a valid, if not always the globally
+    /// shortest, cycle.
     fn shortest_cycle(&self, ix: &Index<'_>, comp: &[usize]) -> Vec<usize> {
-        const MAX_STARTS: usize = 64;
+        const BUDGET: usize = 1 << 18;
+        let starts = (BUDGET / comp.len()).clamp(1, comp.len());
         let members: HashSet<usize> = comp.iter().copied().collect();
         let mut best: Option<(usize, Vec<u64>, Vec<usize>)> = None;
-        for &start in comp.iter().take(MAX_STARTS) {
+        for &start in comp.iter().take(starts) {
             if best.as_ref().is_some_and(|b| b.0 == 1) {
                 break;
             }
@@ -937,12 +964,7 @@ impl Text<'_> {
         let mut help = Vec::new();
         let blocked = f.key.len();
         let cycle_threads: Vec<u64> = f.cycle.iter().map(|e| e.thread).collect();
-        let extra = blocked.saturating_sub(cycle_threads.len());
-        let behind = match extra {
-            0 => String::new(),
-            1 => "; 1 more thread is blocked behind them".to_owned(),
-            n => format!("; {n} more threads are blocked behind them"),
-        };
+        let behind = behind_suffix(blocked.saturating_sub(cycle_threads.len()));
         let Some(last) = f.cycle.last() else {
             return (format!("{} deadlocked", threads_are(blocked)), help);
         };
@@ -961,7 +983,8 @@ impl Text<'_> {
                 self.phrase(last.waits_for)
             )
         } else if self_loop {
-            self.self_deadlock(f, last, &mut help) + &behind
+            let (text, covered) = self.self_deadlock(f, last, &mut help);
+            text + &behind_suffix(blocked.saturating_sub(covered))
         } else if f
             .cycle
             .iter()
@@ -997,9 +1020,11 @@ impl Text<'_> {
             if f.cycle.iter().any(|e| e.held_by == t) {
                 continue;
             }
-            let held = f.threads.iter().filter_map(|&w| self.wait(w)).find(|w| {
-                self.hold(t, w.resource).is_some()
-            });
+            let held = f
+                .threads
+                .iter()
+                .filter_map(|&w| self.wait(w))
+                .find(|w| self.hold(t, w.resource).is_some());
             if let Some(w) = held {
                 help.push(self.leaked_help(w.resource, t));
             }
@@ -1024,8 +1049,9 @@ impl Text<'_> {
         }
     }
 
-    /// The summary of a one-thread cycle, pushing its help.
-    fn self_deadlock(&self, f: &Finding, e: &WaitEdge, help: &mut Vec<String>) -> String {
+    /// The summary of a one-thread cycle and how many blocked threads it accounts for,
+    /// pushing its help.
+    fn self_deadlock(&self, f: &Finding, e: &WaitEdge, help: &mut Vec<String>) -> (String, usize) {
         let t = self.thread(e.thread);
         let r = e.waits_for;
         let (label, phrase) = (self.label(r), self.phrase(r));
@@ -1046,7 +1072,7 @@ impl Text<'_> {
                         .is_some_and(|w| self.kind(w.resource) == Some(ResourceKind::Task))
                 })
                 .count();
-            return if workers > 1 {
+            let text = if workers > 1 {
                 format!(
                     "{workers} pool workers are deadlocked: each waits for a task that only a \
                      free worker could run"
@@ -1057,6 +1083,7 @@ impl Text<'_> {
                      worker, and every worker is blocked"
                 )
             };
+            return (text, workers.max(1));
         }
         let what = match (kind, hold_op, wait_op) {
             (Some(ResourceKind::RwLock), Some(Op::Write), Some(Op::Read)) => {
@@ -1115,7 +1142,10 @@ impl Text<'_> {
                 "waited on while held"
             }
         };
-        format!("thread `{t}` is deadlocked on itself: {phrase} {what}")
+        (
+            format!("thread `{t}` is deadlocked on itself: {phrase} {what}"),
+            1,
+        )
     }
 
     /// Help for a cycle of two or more threads.
@@ -1166,7 +1196,10 @@ impl Text<'_> {
             .collect();
         locks.sort_unstable();
         locks.dedup();
-        let labels: Vec<String> = locks.iter().map(|&r| format!("`{}`", self.label(r))).collect();
+        let labels: Vec<String> = locks
+            .iter()
+            .map(|&r| format!("`{}`", self.label(r)))
+            .collect();
         match labels.len() {
             0 | 1 => {}
             2 => help.push(format!(
@@ -1250,6 +1283,15 @@ impl Text<'_> {
             join_or(&verbs)
         );
         (summary, help)
+    }
+}
+
+/// "; 2 more threads are blocked behind them", or nothing.
+fn behind_suffix(extra: usize) -> String {
+    match extra {
+        0 => String::new(),
+        1 => "; 1 more thread is blocked behind them".to_owned(),
+        n => format!("; {n} more threads are blocked behind them"),
     }
 }
 

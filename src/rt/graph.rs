@@ -287,8 +287,9 @@ fn hold_snap(h: &HeldCopy) -> HoldSnap {
 fn releasers(probe: &dyn Probe) -> Releasers {
     match probe.kind() {
         Kind::Mutex | Kind::ReentrantMutex | Kind::RLock => Releasers::Holders,
-        Kind::RwLock if probe.shared_wait() => Releasers::WritersAndQueuedWriters,
-        Kind::RwLock => Releasers::Holders,
+        // One value serves both kinds of wait: the analysis applies it to read waits and
+        // treats write waits on the same lock as waits on every holder.
+        Kind::RwLock => Releasers::WritersAndQueuedWriters,
         Kind::Lock => Releasers::HoldersOrAnyone,
         Kind::Condvar => Releasers::Anyone,
         Kind::Thread => match probe.joined_thread() {

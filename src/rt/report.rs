@@ -53,7 +53,11 @@ pub(crate) fn emit(report: Report, how: Emitted) {
             }
             .render(&report),
         };
-        let _ = writeln!(stderr, "{text}");
+        let _ = if text.ends_with('\n') {
+            write!(stderr, "{text}")
+        } else {
+            writeln!(stderr, "{text}")
+        };
         let _ = stderr.flush();
         if let Some(dir) = &config.report_dir {
             if let Err(e) = write_report_file(dir, &report) {
