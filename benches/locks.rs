@@ -91,7 +91,9 @@ fn chain_of_8<M: BenchMutex>(group: &mut Group<'_>, label: &str) {
             })
         }
     }
-    group.bench_function(BenchmarkId::from_parameter(label), |b| b.iter(|| nest(&locks)));
+    group.bench_function(BenchmarkId::from_parameter(label), |b| {
+        b.iter(|| nest(&locks))
+    });
 }
 
 /// Two threads incrementing one counter: time per increment (lower is higher throughput).

@@ -59,9 +59,5 @@ fn main() {
             Err(_) => println!("{name}: transfer abandoned (deadlock detected)"),
         }
     }
-    println!(
-        "balances: A = {}, B = {}",
-        *bank.a.lock(),
-        *bank.b.lock()
-    );
+    println!("balances: A = {}, B = {}", *bank.a.lock(), *bank.b.lock());
 }

@@ -8,7 +8,10 @@ use lockwatch::{Condvar, Mutex};
 use std::sync::Arc;
 
 fn main() {
-    let queue = Arc::new((Mutex::named("queue", Vec::<u32>::new()), Condvar::named("item ready")));
+    let queue = Arc::new((
+        Mutex::named("queue", Vec::<u32>::new()),
+        Condvar::named("item ready"),
+    ));
     let consumer = {
         let queue = queue.clone();
         lockwatch::thread::Builder::new()

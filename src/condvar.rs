@@ -229,12 +229,10 @@ mod detect {
             match self.id.load(Ordering::Relaxed) {
                 0 => {
                     let fresh = rt::next_resource_id();
-                    match self.id.compare_exchange(
-                        0,
-                        fresh,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
+                    match self
+                        .id
+                        .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+                    {
                         Ok(_) => fresh,
                         Err(winner) => winner,
                     }

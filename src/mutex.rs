@@ -66,7 +66,8 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        self.core.acquire(Op::Lock, Access::Exclusive, Mode::Blocking);
+        self.core
+            .acquire(Op::Lock, Access::Exclusive, Mode::Blocking);
         MutexGuard::new(self)
     }
 

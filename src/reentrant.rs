@@ -37,8 +37,10 @@ impl ReentrantCore {
         let me = current_thread_key();
         if self.owner.load(Ordering::Relaxed) == me {
             let depth = self.depth.load(Ordering::Relaxed);
-            self.depth
-                .store(depth.checked_add(1).expect("reentrant lock depth overflow"), Ordering::Relaxed);
+            self.depth.store(
+                depth.checked_add(1).expect("reentrant lock depth overflow"),
+                Ordering::Relaxed,
+            );
             self.core.note_reentry(1);
             return true;
         }

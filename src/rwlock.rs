@@ -74,7 +74,8 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     #[inline]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        self.core.acquire(Op::Write, Access::Exclusive, Mode::Blocking);
+        self.core
+            .acquire(Op::Write, Access::Exclusive, Mode::Blocking);
         RwLockWriteGuard::new(self)
     }
 

@@ -20,7 +20,7 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use std::thread::{current, park, panicking, sleep, yield_now, Thread, ThreadId};
+pub use std::thread::{current, panicking, park, sleep, yield_now, Thread, ThreadId};
 
 /// Completion of a thread, signalled before its thread-locals are destroyed.
 struct Completion {
@@ -142,9 +142,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    Builder::new()
-        .spawn(f)
-        .expect("failed to spawn thread")
+    Builder::new().spawn(f).expect("failed to spawn thread")
 }
 
 /// An owned permission to join a thread.
@@ -304,7 +302,8 @@ mod detect {
                 completion,
                 tracking,
             };
-            let waiting = Waiting::register(ctx, &probe, Op::Join, site, started, deadline.is_some());
+            let waiting =
+                Waiting::register(ctx, &probe, Op::Join, site, started, deadline.is_some());
             waiting.block(deadline, |slice: Duration| {
                 completion.wait_until(Some(Instant::now() + slice))
             })

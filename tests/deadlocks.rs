@@ -21,7 +21,10 @@ fn assert_common_fields(report: &Value, kind: &str) {
     assert!(report["pid"].as_u64().unwrap() > 0);
     assert!(report["detected_at_ms"].as_u64().unwrap() > 1_600_000_000_000);
     assert!(!report["summary"].as_str().unwrap().is_empty());
-    assert!(!report["help"].as_array().unwrap().is_empty(), "no help: {report:#}");
+    assert!(
+        !report["help"].as_array().unwrap().is_empty(),
+        "no help: {report:#}"
+    );
 }
 
 /// The cycle's edges, as (thread, waits_for, held_by).
@@ -78,12 +81,19 @@ fn abba_is_reported_with_both_threads_accounts_and_lines() {
     assert!(edges.contains(&(ta, id(b), tb)), "{edges:?}");
     assert!(edges.contains(&(tb, id(a), ta)), "{edges:?}");
     let help = report["help"].to_string();
-    assert!(help.contains("account A") && help.contains("account B"), "{help}");
+    assert!(
+        help.contains("account A") && help.contains("account B"),
+        "{help}"
+    );
 
     // The text report went to stderr too.
     assert!(run.stderr.contains("deadlock"), "{}", run.stderr);
     assert!(run.stderr.contains("worker-a"), "{}", run.stderr);
-    assert!(run.elapsed < Duration::from_secs(5), "took {:?}", run.elapsed);
+    assert!(
+        run.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        run.elapsed
+    );
 }
 
 #[test]
@@ -154,8 +164,15 @@ fn mutex_locked_twice_is_reported_at_once() {
     );
     assert_eq!(cycle(report), vec![(id(main), id(config), id(main))]);
     assert!(backtrace_has(main, "refresh"), "{main:#}");
-    assert!(report["help"].to_string().contains("ReentrantMutex"), "{report:#}");
-    assert!(run.elapsed < Duration::from_secs(3), "took {:?}", run.elapsed);
+    assert!(
+        report["help"].to_string().contains("ReentrantMutex"),
+        "{report:#}"
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        run.elapsed
+    );
 }
 
 #[test]
@@ -224,8 +241,14 @@ fn recursive_read_behind_a_queued_writer_is_a_deadlock() {
     );
     assert_eq!(writer["waiting_for"]["op"], "write");
     let edges = cycle(report);
-    assert!(edges.contains(&(id(reader), id(table), id(writer))), "{edges:?}");
-    assert!(edges.contains(&(id(writer), id(table), id(reader))), "{edges:?}");
+    assert!(
+        edges.contains(&(id(reader), id(table), id(writer))),
+        "{edges:?}"
+    );
+    assert!(
+        edges.contains(&(id(writer), id(table), id(reader))),
+        "{edges:?}"
+    );
 }
 
 #[test]
@@ -323,7 +346,11 @@ fn json_format_writes_one_object_per_finding_to_stderr() {
 fn report_files_are_named_pid_seq_kind() {
     let run = run_example("mutex_twice", &[], LIMIT);
     assert_eq!(run.report_files.len(), 1);
-    let name = run.report_files[0].file_name().unwrap().to_string_lossy().into_owned();
+    let name = run.report_files[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let pid = run.reports[0]["pid"].as_u64().unwrap();
     assert!(name.starts_with(&format!("{pid}-")), "{name}");
     assert!(name.ends_with("-deadlock.json"), "{name}");
@@ -343,7 +370,11 @@ fn lockwatch_off_disables_detection() {
     let still_running = child.try_wait().unwrap().is_none();
     let _ = child.kill();
     let output = child.wait_with_output().unwrap();
-    assert!(still_running, "exited: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        still_running,
+        "exited: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(output.stderr.is_empty());
 }
 
@@ -351,7 +382,10 @@ fn lockwatch_off_disables_detection() {
 fn bad_environment_values_are_one_line_errors() {
     let run = run_example(
         "mutex_twice",
-        &[("LOCKWATCH_WATCHDOG_MS", "fast"), ("LOCKWATCH_BACKTRACE", "some")],
+        &[
+            ("LOCKWATCH_WATCHDOG_MS", "fast"),
+            ("LOCKWATCH_BACKTRACE", "some"),
+        ],
         LIMIT,
     );
     assert_eq!(run.status, Some(86), "{}", run.stderr);
@@ -361,6 +395,10 @@ fn bad_environment_values_are_one_line_errors() {
         .filter(|l| l.starts_with("lockwatch: error: invalid"))
         .collect();
     assert_eq!(errors.len(), 2, "{}", run.stderr);
-    assert!(errors.iter().any(|l| l.contains("LOCKWATCH_WATCHDOG_MS") && l.contains("milliseconds")));
-    assert!(errors.iter().any(|l| l.contains("LOCKWATCH_BACKTRACE") && l.contains("`full`")));
+    assert!(errors
+        .iter()
+        .any(|l| l.contains("LOCKWATCH_WATCHDOG_MS") && l.contains("milliseconds")));
+    assert!(errors
+        .iter()
+        .any(|l| l.contains("LOCKWATCH_BACKTRACE") && l.contains("`full`")));
 }

@@ -87,17 +87,32 @@ fn ab_then_ba_on_threads_that_never_overlap_is_reported_once() {
     let (ia, ib) = (id_of(report, "ab/a"), id_of(report, "ab/b"));
     let edges = order_edges(report);
     assert_eq!(edges.len(), 2);
-    assert!(edges.contains(&(ia, ib)) && edges.contains(&(ib, ia)), "{edges:?}");
-    let threads: Vec<_> = report.threads.iter().filter_map(|t| t.name.clone()).collect();
+    assert!(
+        edges.contains(&(ia, ib)) && edges.contains(&(ib, ia)),
+        "{edges:?}"
+    );
+    let threads: Vec<_> = report
+        .threads
+        .iter()
+        .filter_map(|t| t.name.clone())
+        .collect();
     assert!(threads.contains(&"forward".to_string()), "{threads:?}");
     assert!(threads.contains(&"backward".to_string()), "{threads:?}");
     for edge in &report.cycle {
-        if let lockwatch::detector::CycleEdge::Order { location, from_location, .. } = edge {
+        if let lockwatch::detector::CycleEdge::Order {
+            location,
+            from_location,
+            ..
+        } = edge
+        {
             assert_eq!(location.file, "tests/lock_order.rs");
             assert!(from_location.is_some());
         }
     }
-    assert!(report.help.iter().any(|h| h.contains("ab/a") && h.contains("ab/b")));
+    assert!(report
+        .help
+        .iter()
+        .any(|h| h.contains("ab/a") && h.contains("ab/b")));
     let text = report.to_string();
     assert!(text.contains("possible interleaving"), "{text}");
 }
@@ -188,7 +203,10 @@ fn consistent_order_with_mixed_reads_and_writes_is_not_reported() {
         })
         .collect();
     for t in threads {
-        t.join_timeout(Duration::from_secs(60)).ok().unwrap().unwrap();
+        t.join_timeout(Duration::from_secs(60))
+            .ok()
+            .unwrap()
+            .unwrap();
     }
     assert!(inversions("consistent/").is_empty());
 }
@@ -211,7 +229,11 @@ fn a_cycle_whose_every_edge_was_taken_under_one_gate_lock_is_not_reported() {
         let _b = b2.lock();
         let _a = a2.lock();
     });
-    assert!(inversions("gated/").is_empty(), "{:#?}", inversions("gated/"));
+    assert!(
+        inversions("gated/").is_empty(),
+        "{:#?}",
+        inversions("gated/")
+    );
     // The same inversion without the gate is reported.
     spawn_named("ungated", move || {
         let _b = b.lock();
@@ -251,7 +273,11 @@ fn dropped_locks_leave_the_order_graph() {
 
 #[test]
 fn example_warns_and_finishes_under_warn() {
-    let run = run_example("lock_order_inversion", &[("LOCKWATCH_ON_DEADLOCK", "report")], Duration::from_secs(20));
+    let run = run_example(
+        "lock_order_inversion",
+        &[("LOCKWATCH_ON_DEADLOCK", "report")],
+        Duration::from_secs(20),
+    );
     assert_eq!(run.status, Some(0), "{}", run.stderr);
     assert!(run.stdout.contains("done"));
     let report = run.only_report("lock_order_inversion");
@@ -268,7 +294,11 @@ fn example_warns_and_finishes_under_warn() {
     assert_location(&edge["from_location"], "lock_order_inversion", audit_from);
     let auditor = thread(report, "auditor");
     assert_eq!(edge["thread"], auditor["id"]);
-    assert!(run.stderr.contains("possible interleaving"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("possible interleaving"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -307,7 +337,10 @@ fn order_graph_is_written_at_exit_as_json_and_dot() {
         );
         assert_eq!(run.status, Some(0), "{}", run.stderr);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("ledger") && text.contains("journal"), "{text}");
+        assert!(
+            text.contains("ledger") && text.contains("journal"),
+            "{text}"
+        );
         assert!(text.contains("examples/lock_order_inversion.rs"), "{text}");
         if file.ends_with(".dot") {
             assert!(text.starts_with("digraph"), "{text}");

@@ -19,7 +19,9 @@ fn main() {
 #[cfg(feature = "detect")]
 mod patterns {
     use lockwatch::thread::{self, JoinHandle};
-    use lockwatch::{Condvar, Config, Lock, LockOrder, Mutex, OnDeadlock, RLock, ReentrantMutex, RwLock};
+    use lockwatch::{
+        Condvar, Config, Lock, LockOrder, Mutex, OnDeadlock, RLock, ReentrantMutex, RwLock,
+    };
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{mpsc, Arc, Barrier};
     use std::time::{Duration, Instant};
@@ -123,7 +125,9 @@ mod patterns {
             let b = Arc::new(Mutex::named("timed B", ()));
             let barrier = Arc::new(Barrier::new(2));
             let mut handles = Vec::new();
-            for (name, first, second) in [("t1", a.clone(), b.clone()), ("t2", b.clone(), a.clone())] {
+            for (name, first, second) in
+                [("t1", a.clone(), b.clone()), ("t2", b.clone(), a.clone())]
+            {
                 let barrier = barrier.clone();
                 handles.push(spawn(name, move || {
                     let _g = first.lock();
@@ -168,8 +172,11 @@ mod patterns {
     /// 2 to 8 threads nesting locks in one consistent order, 100,000+ acquisitions each run.
     fn consistent_order() {
         for threads in [2usize, 4, 8] {
-            let locks: Arc<Vec<Mutex<u64>>> =
-                Arc::new((0..4).map(|i| Mutex::named(format!("ordered {i}"), 0)).collect());
+            let locks: Arc<Vec<Mutex<u64>>> = Arc::new(
+                (0..4)
+                    .map(|i| Mutex::named(format!("ordered {i}"), 0))
+                    .collect(),
+            );
             let rw = Arc::new(RwLock::named("ordered rw", 0u64));
             let per_thread = 100_000 / threads / 3 + 1;
             let total = Arc::new(AtomicU64::new(0));

@@ -26,8 +26,11 @@ pub(crate) fn recheck_period() -> Duration {
         .clamp(Duration::from_millis(10), Duration::from_millis(100))
 }
 
-/// Findings already reported, by the `(thread, wait seq)` set that identifies them.
-static REPORTED: Mutex<Option<HashSet<Vec<(u64, u64)>>>> = Mutex::new(None);
+/// A finding's identity: the `(thread, wait seq)` of every thread in it.
+type FindingKey = Vec<(u64, u64)>;
+
+/// Findings already reported.
+static REPORTED: Mutex<Option<HashSet<FindingKey>>> = Mutex::new(None);
 /// Waits already reported as long.
 static LONG_REPORTED: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
 
@@ -72,12 +75,7 @@ fn confirmed_findings() -> Option<(Snapshot, Vec<Finding>)> {
 
 fn build(mut snapshot: Snapshot, finding: &Finding) -> Report {
     graph::complete_for_report(&mut snapshot, &finding.threads);
-    reduce::build_report(
-        &snapshot,
-        finding,
-        std::process::id(),
-        report::now_ms(),
-    )
+    reduce::build_report(&snapshot, finding, std::process::id(), report::now_ms())
 }
 
 /// Scan triggered by a thread that just registered an untimed wait.
@@ -145,12 +143,8 @@ fn check_long_waits() {
             mark_owner_hold(&mut snapshot, owner, wait.resource, site);
         }
         graph::complete_for_report(&mut snapshot, &involved);
-        let report = reduce::long_wait_report(
-            &snapshot,
-            thread.id,
-            std::process::id(),
-            report::now_ms(),
-        );
+        let report =
+            reduce::long_wait_report(&snapshot, thread.id, std::process::id(), report::now_ms());
         report::emit(report, Emitted::Warning);
     }
 }
@@ -233,4 +227,3 @@ fn watchdog_main() {
         scan_watchdog();
     }
 }
-

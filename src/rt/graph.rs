@@ -32,10 +32,6 @@ pub(crate) trait Probe: Sync {
     fn available(&self) -> bool;
     /// The exclusive holder, if known, and where it acquired the resource.
     fn owner(&self) -> Option<(u64, Option<&'static Location<'static>>)>;
-    /// A wait for shared access (an RwLock read).
-    fn shared_wait(&self) -> bool {
-        false
-    }
     /// For a join: the thread that must finish.
     fn joined_thread(&self) -> Option<u64> {
         None

@@ -13,8 +13,10 @@ mod trace;
 
 pub(crate) use detect::check;
 pub(crate) use graph::{Probe, Waiting};
-pub(crate) use registry::{adopt_thread, forget_thread, live_thread_count, preregister_thread, ThreadRecord};
 pub(crate) use order::{graph_size as order_graph_size, write_order_graph};
+pub(crate) use registry::{
+    adopt_thread, forget_thread, live_thread_count, preregister_thread, ThreadRecord,
+};
 pub(crate) use report::set_handler;
 
 use crate::config;
@@ -240,7 +242,11 @@ pub(crate) fn with_ctx<T>(f: impl FnOnce(&ThreadCtx) -> T) -> Option<T> {
 
 /// Installs a context made by `thread::spawn` for the thread it starts.
 pub(crate) fn install_ctx(ctx: ThreadCtx) {
-    let _ = LOCAL.try_with(|slot| slot.ctx.set(ctx));
+    let _ = LOCAL.try_with(|slot| {
+        // A context already there (the closure touched a lock before this ran) cannot be;
+        // `spawn` installs it first.
+        let _ = slot.ctx.set(ctx);
+    });
 }
 
 /// Whether a wait on this lock can never end because the current thread itself holds what it
@@ -306,8 +312,7 @@ fn acquire_contended<R: RawLock>(
         let got = if task_fair_writer {
             spin_try(|| core.raw().try_acquire(access))
         } else {
-            let grace =
-                deadline.map_or(GRACE, |d| GRACE.min(d.saturating_duration_since(started)));
+            let grace = deadline.map_or(GRACE, |d| GRACE.min(d.saturating_duration_since(started)));
             core.raw().acquire_for(access, grace)
         };
         if got {
@@ -389,19 +394,23 @@ impl<R: RawLock> Probe for LockProbe<'_, R> {
             owner => Some((owner, meta.owner_site())),
         }
     }
-
-    fn shared_wait(&self) -> bool {
-        self.access == Access::Shared
-    }
 }
 
 #[inline]
-fn acquired(meta: &Meta, ctx: &ThreadCtx, op: Op, access: Access, site: &'static Location<'static>) {
+fn acquired(
+    meta: &Meta,
+    ctx: &ThreadCtx,
+    op: Op,
+    access: Access,
+    site: &'static Location<'static>,
+) {
     let id = meta.id();
     if access == Access::Exclusive {
         meta.owner.store(ctx.id(), Ordering::Relaxed);
-        meta.site
-            .store(site as *const Location<'static> as *mut _, Ordering::Relaxed);
+        meta.site.store(
+            site as *const Location<'static> as *mut _,
+            Ordering::Relaxed,
+        );
     }
     let backtrace = if config::full_backtraces() {
         Some(Backtrace::new_unresolved())
@@ -436,7 +445,9 @@ pub(crate) fn on_release(meta: &Meta, access: Access) {
     }
     let found = with_ctx(|ctx| {
         let mut held = ctx.held.borrow_mut();
-        let index = held.iter().rposition(|h| h.id == id && h.access == access)?;
+        let index = held
+            .iter()
+            .rposition(|h| h.id == id && h.access == access)?;
         let entry = held.remove(index);
         drop(held);
         ctx.held_fingerprint
@@ -486,8 +497,10 @@ pub(crate) fn resume_hold(meta: &Meta, held: Option<Held>, site: &'static Locati
     let Some(mut held) = held else { return };
     with_ctx(|ctx| {
         meta.owner.store(ctx.id(), Ordering::Relaxed);
-        meta.site
-            .store(site as *const Location<'static> as *mut _, Ordering::Relaxed);
+        meta.site.store(
+            site as *const Location<'static> as *mut _,
+            Ordering::Relaxed,
+        );
         held.site = site;
         ctx.held_fingerprint
             .set(ctx.held_fingerprint.get() ^ held.id);

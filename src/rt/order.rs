@@ -15,9 +15,9 @@ use backtrace::Backtrace;
 use dashmap::DashMap;
 use lockwatch_detector::order::{LockInfo, OrderEdge, OrderGraph};
 use lockwatch_detector::{Location as ReportLocation, Report, ResourceKind};
-use std::collections::HashMap;
 use parking_lot::Mutex;
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -38,9 +38,7 @@ impl EdgeCache {
 
     #[inline]
     fn slot(from: u64, to: u64, fingerprint: u64) -> usize {
-        let h = from
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .rotate_left(17)
+        let h = from.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
             ^ to.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
             ^ fingerprint.wrapping_mul(0x1656_67B1_9E37_79F9);
         (h >> 56) as usize % CACHE_SLOTS
@@ -205,11 +203,7 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
                 drop(graph);
                 held[index].in_order_graph = true;
                 meta.mark_in_order_graph();
-                state
-                    .known
-                    .entry(from)
-                    .or_default()
-                    .push((to, fingerprint));
+                state.known.entry(from).or_default().push((to, fingerprint));
                 state.sources.entry(to).or_default().push(from);
             }
             ctx.edge_cache.insert(key);

@@ -40,9 +40,7 @@ fn hidden(function: &str) -> bool {
 /// Removes the `::h0123456789abcdef` hash rustc appends to symbol names.
 fn strip_hash(name: &str) -> &str {
     match name.rfind("::h") {
-        Some(i)
-            if name.len() - i == 19 && name[i + 3..].bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
+        Some(i) if name.len() - i == 19 && name[i + 3..].bytes().all(|b| b.is_ascii_hexdigit()) => {
             &name[..i]
         }
         _ => name,
@@ -112,9 +110,7 @@ mod tests {
         assert!(hidden("lockwatch::rt::acquire"));
         assert!(hidden("<lockwatch::Mutex<T>>::lock"));
         assert!(hidden("std::thread::Builder::spawn_unchecked_"));
-        assert!(hidden(
-            "<F as core::ops::function::FnOnce<()>>::call_once"
-        ));
+        assert!(hidden("<F as core::ops::function::FnOnce<()>>::call_once"));
         assert!(!hidden("abba::worker_a"));
         assert!(!hidden("abba::main::{{closure}}"));
     }

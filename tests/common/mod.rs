@@ -8,22 +8,22 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The outcome of one child run.
-pub struct Run {
-    pub status: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Run {
+    pub(crate) status: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
     /// Every report file the child wrote, parsed, in file-name order.
-    pub reports: Vec<Value>,
-    pub report_files: Vec<PathBuf>,
-    pub elapsed: Duration,
+    pub(crate) reports: Vec<Value>,
+    pub(crate) report_files: Vec<PathBuf>,
+    pub(crate) elapsed: Duration,
 }
 
 impl Run {
-    pub fn reports_of_kind(&self, kind: &str) -> Vec<&Value> {
+    pub(crate) fn reports_of_kind(&self, kind: &str) -> Vec<&Value> {
         self.reports.iter().filter(|r| r["kind"] == kind).collect()
     }
 
-    pub fn only_report(&self, kind: &str) -> &Value {
+    pub(crate) fn only_report(&self, kind: &str) -> &Value {
         let found = self.reports_of_kind(kind);
         assert_eq!(
             found.len(),
@@ -37,7 +37,8 @@ impl Run {
 }
 
 /// Where cargo put the example binaries for this build of the tests.
-pub fn example_path(name: &str) -> PathBuf {
+pub(crate) fn example_path(name: &str) -> PathBuf {
+    ensure_examples_built();
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
     let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
@@ -49,18 +50,34 @@ pub fn example_path(name: &str) -> PathBuf {
 fn scratch_dir(tag: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "lockwatch-test-{}-{tag}-{n}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("lockwatch-test-{}-{tag}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
+/// Builds the examples once per test binary, with the same profile as the tests, so a test
+/// never runs a stale example (`cargo test --test NAME` alone does not build them).
+fn ensure_examples_built() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let release = exe.components().any(|c| c.as_os_str() == "release");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "--examples", "-p", "lockwatch"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if release {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("run cargo build --examples");
+        assert!(status.success(), "cargo build --examples failed");
+    });
+}
+
 /// Runs an example with `LOCKWATCH_ON_DEADLOCK=abort` and a fresh report directory, killing
 /// it (and failing) if it outlives `limit`.
-pub fn run_example(name: &str, extra_env: &[(&str, &str)], limit: Duration) -> Run {
+pub(crate) fn run_example(name: &str, extra_env: &[(&str, &str)], limit: Duration) -> Run {
     let path = example_path(name);
     assert!(
         path.exists(),
@@ -125,7 +142,7 @@ pub fn run_example(name: &str, extra_env: &[(&str, &str)], limit: Duration) -> R
 /// The 1-based line and the column of `call` on the line of `examples/<example>.rs` that
 /// carries the comment `// <example>: <marker>`, as `#[track_caller]` reports it (the column
 /// of the method name).
-pub fn site(example: &str, marker: &str, call: &str) -> (u64, u64) {
+pub(crate) fn site(example: &str, marker: &str, call: &str) -> (u64, u64) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(format!("{example}.rs"));
@@ -145,7 +162,7 @@ pub fn site(example: &str, marker: &str, call: &str) -> (u64, u64) {
 }
 
 /// The thread of a report with this name.
-pub fn thread<'a>(report: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn thread<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["threads"]
         .as_array()
         .unwrap()
@@ -155,7 +172,7 @@ pub fn thread<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 /// The resource of a report with this name.
-pub fn resource<'a>(report: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn resource<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["resources"]
         .as_array()
         .unwrap()
@@ -165,7 +182,7 @@ pub fn resource<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 /// Asserts a `location` object points at `examples/<example>.rs`, `line`, `column`.
-pub fn assert_location(location: &Value, example: &str, (line, column): (u64, u64)) {
+pub(crate) fn assert_location(location: &Value, example: &str, (line, column): (u64, u64)) {
     assert_eq!(
         location["file"],
         format!("examples/{example}.rs"),
@@ -177,14 +194,12 @@ pub fn assert_location(location: &Value, example: &str, (line, column): (u64, u6
 
 /// Whether some frame of a thread's backtrace is in `function` (a path suffix such as
 /// `transfer` or `abba::transfer`).
-pub fn backtrace_has(thread: &Value, function: &str) -> bool {
-    thread["backtrace"]
-        .as_array()
-        .is_some_and(|frames| {
-            frames.iter().any(|f| {
-                f["function"]
-                    .as_str()
-                    .is_some_and(|name| name == function || name.ends_with(&format!("::{function}")))
-            })
+pub(crate) fn backtrace_has(thread: &Value, function: &str) -> bool {
+    thread["backtrace"].as_array().is_some_and(|frames| {
+        frames.iter().any(|f| {
+            f["function"]
+                .as_str()
+                .is_some_and(|name| name == function || name.ends_with(&format!("::{function}")))
         })
+    })
 }
