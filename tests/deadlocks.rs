@@ -402,3 +402,44 @@ fn bad_environment_values_are_one_line_errors() {
         .iter()
         .any(|l| l.contains("LOCKWATCH_BACKTRACE") && l.contains("`full`")));
 }
+
+#[test]
+fn backtrace_off_leaves_backtraces_empty() {
+    let run = run_example("abba", &[("LOCKWATCH_BACKTRACE", "off")], LIMIT);
+    assert_eq!(run.status, Some(86), "stderr:\n{}", run.stderr);
+    let report = run.only_report("deadlock");
+    for t in report["threads"].as_array().unwrap() {
+        assert_eq!(t["backtrace"], serde_json::json!([]), "{t:#}");
+    }
+}
+
+#[test]
+fn backtrace_full_also_shows_where_each_held_lock_was_acquired() {
+    let run = run_example("abba", &[("LOCKWATCH_BACKTRACE", "full")], LIMIT);
+    assert_eq!(run.status, Some(86), "stderr:\n{}", run.stderr);
+    let report = run.only_report("deadlock");
+    let worker = thread(report, "worker-a");
+    let hold_trace = &worker["holds"][0]["backtrace"];
+    let frames = hold_trace
+        .as_array()
+        .unwrap_or_else(|| panic!("{worker:#}"));
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["function"].as_str().unwrap().ends_with("transfer")),
+        "{hold_trace:#}"
+    );
+}
+
+#[test]
+fn deadlock_is_reported_within_a_second() {
+    // Detection itself takes milliseconds (see the benchmarks); the bound only guards against
+    // a regression to watchdog-only detection or a hang.
+    let run = run_example("mutex_twice", &[("LOCKWATCH_WATCHDOG_MS", "100000")], LIMIT);
+    assert_eq!(run.status, Some(86), "stderr:\n{}", run.stderr);
+    assert!(
+        run.elapsed < Duration::from_secs(2),
+        "took {:?}",
+        run.elapsed
+    );
+}

@@ -307,8 +307,13 @@ mod patterns {
             ("long_join", long_join),
         ];
         let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+        // Every pattern runs this many times (`LOCKWATCH_STRESS_ROUNDS` for a longer soak).
+        let rounds: usize = std::env::var("LOCKWATCH_STRESS_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3);
         let (mut passed, mut failed) = (0, 0);
-        for (name, pattern) in patterns {
+        for (name, pattern) in patterns.iter().flat_map(|p| std::iter::repeat_n(p, rounds)) {
             if filter.as_deref().is_some_and(|f| !name.contains(f)) {
                 continue;
             }

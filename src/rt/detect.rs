@@ -215,9 +215,17 @@ fn watchdog_main() {
     registry::runtime()
         .internal_threads
         .fetch_add(1, Ordering::Relaxed);
-    // Loading debug info takes a few hundred milliseconds the first time; do it now, off the
-    // path of the first report.
-    super::trace::warm_up();
+    // Loading debug info takes a few hundred milliseconds the first time: do it now, on a
+    // helper thread, so neither the first report nor the watchdog's first scans wait for it.
+    let warm_up = std::thread::Builder::new()
+        .name("lockwatch-symbols".into())
+        .spawn(|| {
+            let internal = &registry::runtime().internal_threads;
+            internal.fetch_add(1, Ordering::Relaxed);
+            super::trace::warm_up();
+            internal.fetch_sub(1, Ordering::Relaxed);
+        });
+    drop(warm_up);
     loop {
         let period = config::current().read().watchdog_period;
         std::thread::sleep(period);
