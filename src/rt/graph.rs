@@ -15,7 +15,7 @@ use lockwatch_detector::snapshot::{
 };
 use lockwatch_detector::{Location as ReportLocation, ThreadState};
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -320,7 +320,7 @@ pub(crate) fn snapshot() -> Snapshot {
     let now = Instant::now();
     let mut snapshot = Snapshot::default();
     let mut resource_index: HashMap<u64, usize> = HashMap::new();
-    let mut waiting: HashMap<u64, ()> = HashMap::new();
+    let mut waiting: HashSet<u64> = HashSet::new();
     {
         let graph = rt.graph.lock();
         for record in graph.waits() {
@@ -342,7 +342,7 @@ pub(crate) fn snapshot() -> Snapshot {
                 let i = resource_index[&rid];
                 snapshot.resources[i].available = true;
             }
-            waiting.insert(record.thread.id, ());
+            waiting.insert(record.thread.id);
             snapshot.threads.push(ThreadSnap {
                 id: record.thread.id,
                 name: record.thread.name.as_deref().map(str::to_owned),
@@ -367,7 +367,7 @@ pub(crate) fn snapshot() -> Snapshot {
     for entry in rt.threads.iter() {
         live += 1;
         let record = entry.value();
-        if waiting.contains_key(&record.id) {
+        if waiting.contains(&record.id) {
             continue;
         }
         snapshot.threads.push(ThreadSnap {
@@ -389,9 +389,6 @@ pub(crate) fn snapshot() -> Snapshot {
             backtrace: Vec::new(),
         });
     }
-    // Resources known only from holds, so the report can describe them.
-    let held: Vec<&HeldCopy> = Vec::new();
-    drop(held);
     let internal = rt.internal_threads.load(Ordering::Relaxed);
     snapshot.unknown_threads_can_run = match os_threads {
         Some(os) => os > live + internal,

@@ -1,0 +1,98 @@
+//! The runtime's programmatic surface: `Config`, `set_handler`, `check`, long waits. One test
+//! function, because the settings are process-wide.
+#![cfg(feature = "detect")]
+
+use lockwatch::{Config, Mutex, OnDeadlock, Report, ReportKind};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+#[test]
+fn config_handler_check_and_long_waits() {
+    let mut config = Config::from_env();
+    config.long_wait = Some(Duration::from_millis(50));
+    config.watchdog_period = Duration::from_millis(10);
+    config.on_deadlock = OnDeadlock::Report;
+    config.install();
+    assert_eq!(Config::current().long_wait, Some(Duration::from_millis(50)));
+
+    let (tx, rx) = mpsc::channel::<Report>();
+    let tx = std::sync::Mutex::new(tx);
+    lockwatch::set_handler(move |r| {
+        let _ = tx.lock().unwrap().send(r.clone());
+    });
+
+    // A healthy program: nothing to report.
+    assert!(lockwatch::check().is_empty());
+
+    // Long wait: `holder` keeps `slow db` for 400 ms while `waiter` waits for it.
+    let db = Arc::new(Mutex::named("slow db", 0));
+    let held = Arc::new(Barrier::new(2));
+    let holder = {
+        let (db, held) = (db.clone(), held.clone());
+        lockwatch::thread::Builder::new()
+            .name("holder".into())
+            .spawn(move || {
+                let _g = db.lock();
+                held.wait();
+                std::thread::sleep(Duration::from_millis(400));
+            })
+            .unwrap()
+    };
+    held.wait();
+    let waiter = {
+        let db = db.clone();
+        lockwatch::thread::Builder::new()
+            .name("waiter".into())
+            .spawn(move || *db.lock() += 1)
+            .unwrap()
+    };
+    let report = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("a long_wait report");
+    assert_eq!(report.kind(), ReportKind::LongWait);
+    let waiting = report
+        .threads
+        .iter()
+        .find(|t| t.name.as_deref() == Some("waiter"))
+        .expect("the waiter");
+    let wait = waiting.waiting_for.as_ref().unwrap();
+    assert!(wait.since_ms >= 50, "{wait:?}");
+    let holder_report = report
+        .threads
+        .iter()
+        .find(|t| t.name.as_deref() == Some("holder"))
+        .expect("the holder");
+    assert_eq!(holder_report.holds[0].resource, wait.resource);
+    assert_eq!(holder_report.holds[0].location.file, "tests/runtime_api.rs");
+    holder.join().unwrap();
+    waiter.join().unwrap();
+    // Reported once per wait, not once per watchdog period.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(rx.try_recv().is_err());
+
+    // A real deadlock in-process: reported once through the handler; `check` does not
+    // return it again.
+    let a = Arc::new(Mutex::named("api A", ()));
+    let b = Arc::new(Mutex::named("api B", ()));
+    let both = Arc::new(Barrier::new(2));
+    for (first, second) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
+        let both = both.clone();
+        // Left deadlocked on purpose: the process ends with the test binary.
+        std::thread::spawn(move || {
+            let _f = first.lock();
+            both.wait();
+            let _s = second.lock();
+        });
+    }
+    let deadlock = loop {
+        let r = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the in-process deadlock is reported");
+        if r.kind() == ReportKind::Deadlock {
+            break r;
+        }
+    };
+    assert_eq!(deadlock.cycle.len(), 2);
+    assert!(lockwatch::check().is_empty());
+}
