@@ -45,7 +45,7 @@ pub struct Condvar {
 impl Condvar {
     /// A new condition variable.
     #[track_caller]
-    pub fn new() -> Condvar {
+    pub const fn new() -> Condvar {
         Condvar {
             cv: parking_lot::Condvar::new(),
             #[cfg(feature = "detect")]
@@ -215,7 +215,10 @@ mod detect {
     }
 
     impl CondvarState {
-        pub(super) fn new(name: Option<Arc<str>>, created_at: &'static Location<'static>) -> Self {
+        pub(super) const fn new(
+            name: Option<Arc<str>>,
+            created_at: &'static Location<'static>,
+        ) -> Self {
             CondvarState {
                 id: AtomicU64::new(0),
                 name,

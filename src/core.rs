@@ -68,7 +68,7 @@ pub(crate) struct LockCore<R> {
 impl<R: RawLock> LockCore<R> {
     #[inline]
     #[allow(unused_variables)]
-    pub(crate) fn new(
+    pub(crate) const fn new(
         raw: R,
         kind: Kind,
         name: Option<Arc<str>>,

@@ -39,7 +39,7 @@ pub struct Lock {
 impl Lock {
     /// A new unlocked lock; the caller's location is its creation site in reports.
     #[track_caller]
-    pub fn new() -> Lock {
+    pub const fn new() -> Lock {
         Lock::with_name(None)
     }
 
@@ -50,7 +50,7 @@ impl Lock {
     }
 
     #[track_caller]
-    fn with_name(name: Option<Arc<str>>) -> Lock {
+    const fn with_name(name: Option<Arc<str>>) -> Lock {
         Lock {
             core: LockCore::new(RawMutex::new(()), Kind::Lock, name, Location::caller()),
             held: AtomicBool::new(false),
@@ -168,7 +168,7 @@ pub struct RLock {
 impl RLock {
     /// A new unlocked lock; the caller's location is its creation site in reports.
     #[track_caller]
-    pub fn new() -> RLock {
+    pub const fn new() -> RLock {
         RLock {
             inner: ReentrantCore::new(Kind::RLock, None),
         }

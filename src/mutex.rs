@@ -22,6 +22,12 @@ use std::time::Duration;
 /// assert_eq!(*balance.lock(), 70);
 /// ```
 ///
+/// `new` is `const`, so a mutex can be a `static`; its creation site is the `static`'s line:
+/// ```
+/// static REGISTRY: lockwatch::Mutex<Vec<&str>> = lockwatch::Mutex::new(Vec::new());
+/// REGISTRY.lock().push("ready");
+/// ```
+///
 /// # Differences from `std::sync::Mutex`
 /// No poisoning: a panic while the lock is held releases it and the data stays accessible.
 pub struct Mutex<T: ?Sized> {
@@ -37,7 +43,7 @@ unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 impl<T> Mutex<T> {
     /// A new unlocked mutex; the caller's location is its creation site in reports.
     #[track_caller]
-    pub fn new(value: T) -> Mutex<T> {
+    pub const fn new(value: T) -> Mutex<T> {
         Mutex::with_name(None, value)
     }
 
@@ -48,7 +54,7 @@ impl<T> Mutex<T> {
     }
 
     #[track_caller]
-    fn with_name(name: Option<Arc<str>>, value: T) -> Mutex<T> {
+    const fn with_name(name: Option<Arc<str>>, value: T) -> Mutex<T> {
         Mutex {
             core: LockCore::new(RawMutex::new(()), Kind::Mutex, name, Location::caller()),
             data: UnsafeCell::new(value),

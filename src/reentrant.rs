@@ -23,7 +23,7 @@ pub(crate) struct ReentrantCore {
 
 impl ReentrantCore {
     #[track_caller]
-    pub(crate) fn new(kind: Kind, name: Option<Arc<str>>) -> ReentrantCore {
+    pub(crate) const fn new(kind: Kind, name: Option<Arc<str>>) -> ReentrantCore {
         ReentrantCore {
             core: LockCore::new(RawMutex::new(()), kind, name, Location::caller()),
             owner: AtomicUsize::new(0),
@@ -112,7 +112,7 @@ unsafe impl<T: ?Sized + Send> Sync for ReentrantMutex<T> {}
 impl<T> ReentrantMutex<T> {
     /// A new unlocked mutex; the caller's location is its creation site in reports.
     #[track_caller]
-    pub fn new(value: T) -> ReentrantMutex<T> {
+    pub const fn new(value: T) -> ReentrantMutex<T> {
         ReentrantMutex {
             inner: ReentrantCore::new(Kind::ReentrantMutex, None),
             data: UnsafeCell::new(value),

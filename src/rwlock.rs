@@ -37,7 +37,7 @@ unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 impl<T> RwLock<T> {
     /// A new unlocked lock; the caller's location is its creation site in reports.
     #[track_caller]
-    pub fn new(value: T) -> RwLock<T> {
+    pub const fn new(value: T) -> RwLock<T> {
         RwLock::with_name(None, value)
     }
 
@@ -48,7 +48,7 @@ impl<T> RwLock<T> {
     }
 
     #[track_caller]
-    fn with_name(name: Option<Arc<str>>, value: T) -> RwLock<T> {
+    const fn with_name(name: Option<Arc<str>>, value: T) -> RwLock<T> {
         RwLock {
             core: LockCore::new(RawRwLock::INIT, Kind::RwLock, name, Location::caller()),
             data: UnsafeCell::new(value),

@@ -60,7 +60,7 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    pub(crate) fn new(
+    pub(crate) const fn new(
         kind: Kind,
         name: Option<Arc<str>>,
         created_at: &'static Location<'static>,
