@@ -66,18 +66,30 @@ pub(crate) struct LockCore<R> {
 }
 
 impl<R: RawLock> LockCore<R> {
+    /// An unnamed lock; `const` so primitives can be statics.
     #[inline]
     #[allow(unused_variables)]
-    pub(crate) const fn new(
+    pub(crate) const fn new(raw: R, kind: Kind, created_at: &'static Location<'static>) -> Self {
+        LockCore {
+            raw,
+            #[cfg(feature = "detect")]
+            meta: crate::rt::Meta::new(kind, None, created_at),
+        }
+    }
+
+    /// A lock with a name for reports (dropped without feature `detect`).
+    #[inline]
+    #[allow(unused_variables)]
+    pub(crate) fn named(
         raw: R,
         kind: Kind,
-        name: Option<Arc<str>>,
+        name: Arc<str>,
         created_at: &'static Location<'static>,
     ) -> Self {
         LockCore {
             raw,
             #[cfg(feature = "detect")]
-            meta: crate::rt::Meta::new(kind, name, created_at),
+            meta: crate::rt::Meta::new(kind, Some(name), created_at),
         }
     }
 

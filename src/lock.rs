@@ -40,19 +40,22 @@ impl Lock {
     /// A new unlocked lock; the caller's location is its creation site in reports.
     #[track_caller]
     pub const fn new() -> Lock {
-        Lock::with_name(None)
+        Lock {
+            core: LockCore::new(RawMutex::new(()), Kind::Lock, Location::caller()),
+            held: AtomicBool::new(false),
+        }
     }
 
     /// A new unlocked lock with a name shown in reports.
     #[track_caller]
     pub fn named(name: impl Into<Arc<str>>) -> Lock {
-        Lock::with_name(Some(name.into()))
-    }
-
-    #[track_caller]
-    const fn with_name(name: Option<Arc<str>>) -> Lock {
         Lock {
-            core: LockCore::new(RawMutex::new(()), Kind::Lock, name, Location::caller()),
+            core: LockCore::named(
+                RawMutex::new(()),
+                Kind::Lock,
+                name.into(),
+                Location::caller(),
+            ),
             held: AtomicBool::new(false),
         }
     }
@@ -170,7 +173,7 @@ impl RLock {
     #[track_caller]
     pub const fn new() -> RLock {
         RLock {
-            inner: ReentrantCore::new(Kind::RLock, None),
+            inner: ReentrantCore::new(Kind::RLock),
         }
     }
 
@@ -178,7 +181,7 @@ impl RLock {
     #[track_caller]
     pub fn named(name: impl Into<Arc<str>>) -> RLock {
         RLock {
-            inner: ReentrantCore::new(Kind::RLock, Some(name.into())),
+            inner: ReentrantCore::named(Kind::RLock, name.into()),
         }
     }
 

@@ -44,19 +44,22 @@ impl<T> Mutex<T> {
     /// A new unlocked mutex; the caller's location is its creation site in reports.
     #[track_caller]
     pub const fn new(value: T) -> Mutex<T> {
-        Mutex::with_name(None, value)
+        Mutex {
+            core: LockCore::new(RawMutex::new(()), Kind::Mutex, Location::caller()),
+            data: UnsafeCell::new(value),
+        }
     }
 
     /// A new unlocked mutex with a name shown in reports.
     #[track_caller]
     pub fn named(name: impl Into<Arc<str>>, value: T) -> Mutex<T> {
-        Mutex::with_name(Some(name.into()), value)
-    }
-
-    #[track_caller]
-    const fn with_name(name: Option<Arc<str>>, value: T) -> Mutex<T> {
         Mutex {
-            core: LockCore::new(RawMutex::new(()), Kind::Mutex, name, Location::caller()),
+            core: LockCore::named(
+                RawMutex::new(()),
+                Kind::Mutex,
+                name.into(),
+                Location::caller(),
+            ),
             data: UnsafeCell::new(value),
         }
     }

@@ -23,9 +23,23 @@ pub(crate) struct ReentrantCore {
 
 impl ReentrantCore {
     #[track_caller]
-    pub(crate) const fn new(kind: Kind, name: Option<Arc<str>>) -> ReentrantCore {
+    pub(crate) const fn new(kind: Kind) -> ReentrantCore {
+        ReentrantCore::from_core(LockCore::new(RawMutex::new(()), kind, Location::caller()))
+    }
+
+    #[track_caller]
+    pub(crate) fn named(kind: Kind, name: Arc<str>) -> ReentrantCore {
+        ReentrantCore::from_core(LockCore::named(
+            RawMutex::new(()),
+            kind,
+            name,
+            Location::caller(),
+        ))
+    }
+
+    const fn from_core(core: LockCore<RawMutex>) -> ReentrantCore {
         ReentrantCore {
-            core: LockCore::new(RawMutex::new(()), kind, name, Location::caller()),
+            core,
             owner: AtomicUsize::new(0),
             depth: AtomicUsize::new(0),
         }
@@ -114,7 +128,7 @@ impl<T> ReentrantMutex<T> {
     #[track_caller]
     pub const fn new(value: T) -> ReentrantMutex<T> {
         ReentrantMutex {
-            inner: ReentrantCore::new(Kind::ReentrantMutex, None),
+            inner: ReentrantCore::new(Kind::ReentrantMutex),
             data: UnsafeCell::new(value),
         }
     }
@@ -123,7 +137,7 @@ impl<T> ReentrantMutex<T> {
     #[track_caller]
     pub fn named(name: impl Into<Arc<str>>, value: T) -> ReentrantMutex<T> {
         ReentrantMutex {
-            inner: ReentrantCore::new(Kind::ReentrantMutex, Some(name.into())),
+            inner: ReentrantCore::named(Kind::ReentrantMutex, name.into()),
             data: UnsafeCell::new(value),
         }
     }

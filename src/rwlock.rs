@@ -38,19 +38,22 @@ impl<T> RwLock<T> {
     /// A new unlocked lock; the caller's location is its creation site in reports.
     #[track_caller]
     pub const fn new(value: T) -> RwLock<T> {
-        RwLock::with_name(None, value)
+        RwLock {
+            core: LockCore::new(RawRwLock::INIT, Kind::RwLock, Location::caller()),
+            data: UnsafeCell::new(value),
+        }
     }
 
     /// A new unlocked lock with a name shown in reports.
     #[track_caller]
     pub fn named(name: impl Into<Arc<str>>, value: T) -> RwLock<T> {
-        RwLock::with_name(Some(name.into()), value)
-    }
-
-    #[track_caller]
-    const fn with_name(name: Option<Arc<str>>, value: T) -> RwLock<T> {
         RwLock {
-            core: LockCore::new(RawRwLock::INIT, Kind::RwLock, name, Location::caller()),
+            core: LockCore::named(
+                RawRwLock::INIT,
+                Kind::RwLock,
+                name.into(),
+                Location::caller(),
+            ),
             data: UnsafeCell::new(value),
         }
     }
