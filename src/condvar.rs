@@ -131,7 +131,7 @@ impl Condvar {
         self.state.before_notify();
         let woke = self.cv.notify_one();
         #[cfg(feature = "detect")]
-        self.state.after_notify(usize::from(woke));
+        let woke = self.state.after_notify(usize::from(woke), false) > 0;
         woke
     }
 
@@ -141,7 +141,7 @@ impl Condvar {
         self.state.before_notify();
         let woke = self.cv.notify_all();
         #[cfg(feature = "detect")]
-        self.state.after_notify(woke);
+        let woke = self.state.after_notify(woke, true);
         woke
     }
 
@@ -199,7 +199,7 @@ mod detect {
     use crate::raw::RawMutex;
     use crate::rt::{self, Probe, Waiting};
     use std::panic::Location;
-    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -212,6 +212,9 @@ mod detect {
         /// Threads woken by a notification that have not returned yet: while any is pending,
         /// a waiter is not stuck.
         pending: AtomicI64,
+        /// Threads inside `wait`, parked or between two slices of it: what `notify_one` and
+        /// `notify_all` report, as if the wait were one uninterrupted park.
+        waiters: AtomicUsize,
     }
 
     impl CondvarState {
@@ -225,6 +228,7 @@ mod detect {
                 created_at,
                 notifications: AtomicU64::new(0),
                 pending: AtomicI64::new(0),
+                waiters: AtomicUsize::new(0),
             }
         }
 
@@ -248,30 +252,46 @@ mod detect {
             self.notifications.fetch_add(1, Ordering::SeqCst);
         }
 
-        pub(super) fn after_notify(&self, woken: usize) {
+        /// Returns how many waiters the notification reached: those parked that parking_lot
+        /// woke, or, if more, those inside `wait` (a waiter between slices sees the changed
+        /// notification count and returns).
+        pub(super) fn after_notify(&self, woken: usize, all: bool) -> usize {
             if woken > 0 {
                 self.pending.fetch_add(woken as i64, Ordering::SeqCst);
+            }
+            let inside = self.waiters.load(Ordering::SeqCst);
+            if all {
+                woken.max(inside)
+            } else {
+                woken.max(inside.min(1))
             }
         }
     }
 
-    struct CondvarProbe<'a>(&'a CondvarState);
+    struct CondvarProbe<'a> {
+        state: &'a CondvarState,
+        /// The notification count when this wait began.
+        seen: u64,
+    }
 
     impl Probe for CondvarProbe<'_> {
         fn resource_id(&self) -> u64 {
-            self.0.id()
+            self.state.id()
         }
         fn kind(&self) -> Kind {
             Kind::Condvar
         }
         fn name(&self) -> Option<Arc<str>> {
-            self.0.name.clone()
+            self.state.name.clone()
         }
         fn created_at(&self) -> &'static Location<'static> {
-            self.0.created_at
+            self.state.created_at
         }
         fn available(&self) -> bool {
-            self.0.pending.load(Ordering::SeqCst) > 0
+            // A woken waiter has yet to return, or a notification since this wait began will
+            // end it at its next slice.
+            self.state.pending.load(Ordering::SeqCst) > 0
+                || self.state.notifications.load(Ordering::SeqCst) != self.seen
         }
         fn owner(&self) -> Option<(u64, Option<&'static Location<'static>>)> {
             None
@@ -300,53 +320,48 @@ mod detect {
         let state = &cv.state;
         let started = Instant::now();
         let seen = state.notifications.load(Ordering::SeqCst);
+        state.waiters.fetch_add(1, Ordering::SeqCst);
         let suspended = rt::suspend_hold(mutex.meta());
-        // Woken by a notification (true), or ended for another reason (false).
-        let mut notified = false;
         let mut timed_out = false;
-        let mut slice_wait = |until: Instant, notified: &mut bool, timed_out: &mut bool| -> bool {
+        // One slice of the wait; true when the wait is over (notified, timed out, or a
+        // notification was sent while this thread was between slices, holding the mutex
+        // rather than parked: it returns as a spurious wakeup instead of missing it).
+        let mut slice_wait = |until: Instant, timed_out: &mut bool| -> bool {
             let result = cv.cv.wait_until(raw_guard, until);
             if !result.timed_out() {
                 state.pending.fetch_sub(1, Ordering::SeqCst);
-                *notified = true;
                 return true;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 *timed_out = true;
                 return true;
             }
-            // A notification sent while this thread was between slices (holding the mutex,
-            // not parked) would be lost: return as a spurious wakeup instead.
             state.notifications.load(Ordering::SeqCst) != seen
         };
         let grace_end = started + rt::GRACE;
         let first_until = deadline.map_or(grace_end, |d| d.min(grace_end));
-        let done = slice_wait(first_until, &mut notified, &mut timed_out);
-        if !done {
+        if !slice_wait(first_until, &mut timed_out) {
             let registered = rt::with_ctx(|ctx| {
-                let probe = CondvarProbe(state);
+                let probe = CondvarProbe { state, seen };
                 let waiting =
                     Waiting::register(ctx, &probe, Op::Wait, site, started, deadline.is_some());
                 waiting.block(deadline, |slice| {
-                    slice_wait(Instant::now() + slice, &mut notified, &mut timed_out)
+                    slice_wait(Instant::now() + slice, &mut timed_out)
                 })
             });
             match registered {
                 Some(ended) => timed_out |= !ended,
                 // The thread's locals are gone (a wait in a thread-local destructor): wait
-                // untracked.
+                // untracked, still in slices.
                 None => loop {
-                    if slice_wait(
-                        deadline.unwrap_or_else(|| Instant::now() + rt::GRACE * 100),
-                        &mut notified,
-                        &mut timed_out,
-                    ) {
+                    let until = Instant::now() + rt::GRACE * 100;
+                    if slice_wait(deadline.map_or(until, |d| d.min(until)), &mut timed_out) {
                         break;
                     }
                 },
             }
         }
-        let _ = notified;
+        state.waiters.fetch_sub(1, Ordering::SeqCst);
         rt::resume_hold(mutex.meta(), suspended, site);
         timed_out
     }

@@ -90,13 +90,21 @@ impl Lock {
 
     /// Releases the lock, from any thread. `Err(SyncError::NotLocked)` if it is not locked.
     pub fn release(&self) -> Result<(), SyncError> {
-        if !self.held.swap(false, Ordering::AcqRel) {
-            return Err(SyncError::NotLocked);
+        loop {
+            if self.held.swap(false, Ordering::AcqRel) {
+                // SAFETY: `held` was true, so the raw lock is held, and the swap makes this the
+                // only release of that acquisition.
+                unsafe { self.core.release(Access::Exclusive) };
+                return Ok(());
+            }
+            if !self.core.raw().is_locked() {
+                return Err(SyncError::NotLocked);
+            }
+            // Locked but not yet marked held: an acquisition is completing its bookkeeping
+            // (or another release is finishing). Either settles within nanoseconds.
+            std::hint::spin_loop();
+            std::thread::yield_now();
         }
-        // SAFETY: `held` was true, so the raw lock is held, and the swap makes this the only
-        // release of that acquisition.
-        unsafe { self.core.release(Access::Exclusive) };
-        Ok(())
     }
 
     /// Whether the lock is held by some thread.
