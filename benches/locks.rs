@@ -227,6 +227,7 @@ mod detection {
     }
 
     fn one_abba(reported: &mpsc::Receiver<Instant>) -> Duration {
+        while reported.try_recv().is_ok() {}
         let a = Arc::new(Mutex::named("bench A", 0));
         let b = Arc::new(Mutex::named("bench B", 0));
         let barrier = Arc::new(Barrier::new(2));

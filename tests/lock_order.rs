@@ -351,3 +351,26 @@ fn order_graph_is_written_at_exit_as_json_and_dot() {
         }
     }
 }
+
+#[test]
+fn backtrace_full_adds_where_each_edge_was_taken() {
+    let run = run_example(
+        "lock_order_inversion",
+        &[("LOCKWATCH_BACKTRACE", "full")],
+        Duration::from_secs(20),
+    );
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let report = run.only_report("lock_order_inversion");
+    for edge in report["cycle"].as_array().unwrap() {
+        let frames = edge["backtrace"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no backtrace on {edge:#}"));
+        assert!(
+            frames.iter().any(|f| {
+                let function = f["function"].as_str().unwrap();
+                function.ends_with("audit") || function.ends_with("compact")
+            }),
+            "{edge:#}"
+        );
+    }
+}

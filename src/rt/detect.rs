@@ -26,45 +26,106 @@ pub(crate) fn recheck_period() -> Duration {
         .clamp(Duration::from_millis(10), Duration::from_millis(100))
 }
 
-/// A finding's identity: the `(thread, wait seq)` of every thread in it.
+/// What makes a finding the same finding: `(thread, wait seq)` pairs.
 type FindingKey = Vec<(u64, u64)>;
 
+#[derive(Default)]
+struct Reported {
+    /// Deadlocks, by the waits of the threads on their cycle: threads that later block behind
+    /// the cycle do not make it a new deadlock.
+    cycles: HashSet<FindingKey>,
+    /// Every wait of every reported stall: a stall that grows is the same stall.
+    stalled_waits: HashSet<(u64, u64)>,
+}
+
+impl Reported {
+    fn contains(&self, key: &Identity) -> bool {
+        match key {
+            Identity::Cycle(k) => self.cycles.contains(k),
+            Identity::Stall(k) => k.iter().any(|w| self.stalled_waits.contains(w)),
+        }
+    }
+
+    fn insert(&mut self, key: Identity) {
+        match key {
+            Identity::Cycle(k) => {
+                self.cycles.insert(k);
+            }
+            Identity::Stall(k) => self.stalled_waits.extend(k),
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Identity {
+    Cycle(FindingKey),
+    Stall(FindingKey),
+}
+
+fn identity(snapshot: &Snapshot, finding: &Finding) -> Identity {
+    if finding.cycle.is_empty() {
+        return Identity::Stall(finding.key.clone());
+    }
+    let mut key: FindingKey = finding
+        .cycle
+        .iter()
+        .filter_map(|edge| {
+            let wait = snapshot.thread(edge.thread)?.wait.as_ref()?;
+            Some((edge.thread, wait.seq))
+        })
+        .collect();
+    key.sort_unstable();
+    key.dedup();
+    Identity::Cycle(key)
+}
+
 /// Findings already reported.
-static REPORTED: Mutex<Option<HashSet<FindingKey>>> = Mutex::new(None);
+static REPORTED: Mutex<Option<Reported>> = Mutex::new(None);
 /// Waits already reported as long.
 static LONG_REPORTED: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
 
-fn already_reported(key: &[(u64, u64)]) -> bool {
-    REPORTED
-        .lock()
-        .as_ref()
-        .is_some_and(|set| set.contains(key))
+fn already_reported(key: &Identity) -> bool {
+    REPORTED.lock().as_ref().is_some_and(|r| r.contains(key))
 }
 
 /// Marks a finding reported; false if it already was.
-fn claim(key: &[(u64, u64)]) -> bool {
-    REPORTED
-        .lock()
-        .get_or_insert_with(HashSet::new)
-        .insert(key.to_vec())
+fn claim(key: &Identity) -> bool {
+    let mut reported = REPORTED.lock();
+    let reported = reported.get_or_insert_with(Reported::default);
+    if reported.contains(key) {
+        return false;
+    }
+    reported.insert(key.clone());
+    true
+}
+
+/// A confirmed finding with its identity.
+struct Confirmed {
+    finding: Finding,
+    identity: Identity,
 }
 
 /// Reduction on a snapshot, then confirmation on a second one after a pause: only findings
-/// whose every thread is still in the very same wait are kept.
-fn confirmed_findings() -> Option<(Snapshot, Vec<Finding>)> {
+/// whose threads are still in the very same waits are kept.
+fn confirmed_findings() -> Option<(Snapshot, Vec<Confirmed>)> {
     let first = snapshot();
-    let candidates: Vec<Finding> = reduce::analyze(&first)
-        .into_iter()
-        .filter(|f| !already_reported(&f.key))
+    let candidates: Vec<Identity> = reduce::analyze(&first)
+        .iter()
+        .map(|f| identity(&first, f))
+        .filter(|key| !already_reported(key))
         .collect();
     if candidates.is_empty() {
         return None;
     }
     std::thread::sleep(CONFIRM_PAUSE);
     let second = snapshot();
-    let confirmed: Vec<Finding> = reduce::analyze(&second)
+    let confirmed: Vec<Confirmed> = reduce::analyze(&second)
         .into_iter()
-        .filter(|f| candidates.iter().any(|c| c.key == f.key))
+        .map(|finding| Confirmed {
+            identity: identity(&second, &finding),
+            finding,
+        })
+        .filter(|c| candidates.contains(&c.identity))
         .collect();
     if confirmed.is_empty() {
         None
@@ -83,8 +144,8 @@ pub(crate) fn scan_blocked(current: u64) {
     let Some((snapshot, findings)) = confirmed_findings() else {
         return;
     };
-    for finding in &findings {
-        if !claim(&finding.key) {
+    for Confirmed { finding, identity } in &findings {
+        if !claim(identity) {
             continue;
         }
         let report = build(snapshot.clone(), finding);
@@ -101,8 +162,8 @@ pub(crate) fn scan_blocked(current: u64) {
 /// Scan by the watchdog.
 fn scan_watchdog() {
     if let Some((snapshot, findings)) = confirmed_findings() {
-        for finding in &findings {
-            if !claim(&finding.key) {
+        for Confirmed { finding, identity } in &findings {
+            if !claim(identity) {
                 continue;
             }
             let report = build(snapshot.clone(), finding);
@@ -189,8 +250,8 @@ pub(crate) fn check() -> Vec<Report> {
     };
     findings
         .iter()
-        .filter(|f| claim(&f.key))
-        .map(|f| build(snapshot.clone(), f))
+        .filter(|c| claim(&c.identity))
+        .map(|c| build(snapshot.clone(), &c.finding))
         .collect()
 }
 

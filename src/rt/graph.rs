@@ -164,7 +164,12 @@ impl<'a> Waiting<'a> {
             BacktraceMode::Off => None,
             _ => Some(Backtrace::new_unresolved()),
         };
-        let holds = ctx.held.borrow().iter().map(HeldCopy::of).collect();
+        let holds = ctx
+            .held
+            .borrow()
+            .iter()
+            .map(|h| HeldCopy::of(h, ctx))
+            .collect();
         // SAFETY: only the lifetime is erased. The pointer is dereferenced under the graph lock
         // while this wait is registered, and `Waiting::drop` unregisters it under that lock
         // before `'a` (which the probe outlives) ends.

@@ -162,16 +162,24 @@ pub(crate) struct Held {
     /// Set when an ordering edge from this lock reached the global lock-order graph, so the
     /// lock is flagged for removal from it when released.
     pub(crate) in_order_graph: bool,
-    /// Where it was acquired, with `LOCKWATCH_BACKTRACE=full`.
-    pub(crate) backtrace: Option<Backtrace>,
+}
+
+/// A set fingerprint of held lock ids: a sum of mixed ids, so it is independent of order and
+/// a lock held twice (two read locks) does not cancel out.
+#[inline]
+fn mix(id: u64) -> u64 {
+    id.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
 }
 
 /// Per-thread state, reachable only from its own thread.
 pub(crate) struct ThreadCtx {
     pub(crate) record: Arc<ThreadRecord>,
     pub(crate) held: RefCell<Vec<Held>>,
-    /// XOR of the ids of the held locks: a cheap fingerprint of the held set for the edge cache.
+    /// Fingerprint of the held set (see [`mix`]), the key of the lock-order edge cache.
     pub(crate) held_fingerprint: Cell<u64>,
+    /// Where each held lock was acquired, with `LOCKWATCH_BACKTRACE=full` only: kept apart so
+    /// the common path moves small entries.
+    pub(crate) acquired_at: RefCell<Vec<(u64, Backtrace)>>,
     pub(crate) edge_cache: order::EdgeCache,
 }
 
@@ -181,6 +189,7 @@ impl ThreadCtx {
             record,
             held: RefCell::new(Vec::with_capacity(16)),
             held_fingerprint: Cell::new(0),
+            acquired_at: RefCell::new(Vec::new()),
             edge_cache: order::EdgeCache::new(),
         }
     }
@@ -206,12 +215,46 @@ impl ThreadCtx {
     }
 
     fn remove_held(&self, id: u64) -> Option<Held> {
+        self.remove_held_where(|h| h.id == id)
+    }
+
+    /// Removes the innermost entry matching `matches`: almost always the top of the stack.
+    #[inline]
+    fn remove_held_where(&self, matches: impl Fn(&Held) -> bool) -> Option<Held> {
         let mut held = self.held.borrow_mut();
-        let index = held.iter().rposition(|h| h.id == id)?;
-        let entry = held.remove(index);
+        let entry = match held.last() {
+            Some(top) if matches(top) => held.pop()?,
+            _ => {
+                let index = held.iter().rposition(matches)?;
+                held.remove(index)
+            }
+        };
+        drop(held);
         self.held_fingerprint
-            .set(self.held_fingerprint.get() ^ entry.id);
+            .set(self.held_fingerprint.get().wrapping_sub(mix(entry.id)));
+        if config::full_backtraces() {
+            let mut traces = self.acquired_at.borrow_mut();
+            if let Some(i) = traces.iter().rposition(|(t, _)| *t == entry.id) {
+                traces.remove(i);
+            }
+        }
         Some(entry)
+    }
+
+    fn push_held(&self, entry: Held) {
+        self.held_fingerprint
+            .set(self.held_fingerprint.get().wrapping_add(mix(entry.id)));
+        self.held.borrow_mut().push(entry);
+    }
+
+    /// Where the held lock `id` was acquired, if known (`LOCKWATCH_BACKTRACE=full`).
+    pub(crate) fn acquired_at(&self, id: u64) -> Option<Backtrace> {
+        self.acquired_at
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(t, _)| *t == id)
+            .map(|(_, bt)| bt.clone())
     }
 }
 
@@ -283,8 +326,29 @@ pub(crate) fn acquire<R: RawLock>(
     }
     match mode {
         Mode::Try => false,
-        _ => acquire_contended(core, ctx, op, access, mode, site),
+        _ => {
+            // Most contention ends within a few spins; only then is the clock read.
+            if spin_briefly(|| core.raw().try_acquire(access)) {
+                acquired(meta, ctx, op, access, site);
+                return true;
+            }
+            acquire_contended(core, ctx, op, access, mode, site)
+        }
     }
+}
+
+/// A few quick retries with pause hints, as parking_lot's own spin phase starts.
+#[inline]
+fn spin_briefly(mut attempt: impl FnMut() -> bool) -> bool {
+    for round in 0..4 {
+        for _ in 0..(1 << round) {
+            std::hint::spin_loop();
+        }
+        if attempt() {
+            return true;
+        }
+    }
+    false
 }
 
 #[cold]
@@ -412,12 +476,12 @@ fn acquired(
             Ordering::Relaxed,
         );
     }
-    let backtrace = if config::full_backtraces() {
-        Some(Backtrace::new_unresolved())
-    } else {
-        None
-    };
-    ctx.held.borrow_mut().push(Held {
+    if config::full_backtraces() {
+        ctx.acquired_at
+            .borrow_mut()
+            .push((id, Backtrace::new_unresolved()));
+    }
+    ctx.push_held(Held {
         id,
         kind: meta.kind,
         op,
@@ -426,9 +490,7 @@ fn acquired(
         site,
         created_at: meta.created_at,
         in_order_graph: false,
-        backtrace,
     });
-    ctx.held_fingerprint.set(ctx.held_fingerprint.get() ^ id);
 }
 
 /// Bookkeeping before the raw lock is released.
@@ -444,15 +506,8 @@ pub(crate) fn on_release(meta: &Meta, access: Access) {
         meta.owner.store(0, Ordering::Relaxed);
     }
     let found = with_ctx(|ctx| {
-        let mut held = ctx.held.borrow_mut();
-        let index = held
-            .iter()
-            .rposition(|h| h.id == id && h.access == access)?;
-        let entry = held.remove(index);
-        drop(held);
-        ctx.held_fingerprint
-            .set(ctx.held_fingerprint.get() ^ entry.id);
-        Some(entry.in_order_graph)
+        ctx.remove_held_where(|h| h.id == id && h.access == access)
+            .map(|entry| entry.in_order_graph)
     })
     .flatten();
     match found {
@@ -502,8 +557,6 @@ pub(crate) fn resume_hold(meta: &Meta, held: Option<Held>, site: &'static Locati
             Ordering::Relaxed,
         );
         held.site = site;
-        ctx.held_fingerprint
-            .set(ctx.held_fingerprint.get() ^ held.id);
-        ctx.held.borrow_mut().push(held);
+        ctx.push_held(held);
     });
 }

@@ -24,34 +24,34 @@ use std::time::Duration;
 
 const CACHE_SLOTS: usize = 256;
 
-/// Edges this thread has recorded: `(from, to, held-set fingerprint)`, direct-mapped.
+/// Acquisitions this thread has fully recorded, as `(held-set fingerprint, lock taken)`,
+/// direct-mapped: a hit means every edge from every held lock to that lock, under exactly that
+/// held set, is already known, so a repeated nesting costs one lookup whatever its depth.
 pub(crate) struct EdgeCache {
-    slots: [Cell<(u64, u64, u64)>; CACHE_SLOTS],
+    slots: [Cell<(u64, u64)>; CACHE_SLOTS],
 }
 
 impl EdgeCache {
     pub(crate) fn new() -> EdgeCache {
         EdgeCache {
-            slots: std::array::from_fn(|_| Cell::new((0, 0, 0))),
+            slots: std::array::from_fn(|_| Cell::new((0, 0))),
         }
     }
 
     #[inline]
-    fn slot(from: u64, to: u64, fingerprint: u64) -> usize {
-        let h = from.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
-            ^ to.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-            ^ fingerprint.wrapping_mul(0x1656_67B1_9E37_79F9);
+    fn slot(fingerprint: u64, to: u64) -> usize {
+        let h = fingerprint ^ to.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
         (h >> 56) as usize % CACHE_SLOTS
     }
 
     #[inline]
-    fn contains(&self, key: (u64, u64, u64)) -> bool {
-        self.slots[Self::slot(key.0, key.1, key.2)].get() == key
+    fn contains(&self, key: (u64, u64)) -> bool {
+        self.slots[Self::slot(key.0, key.1)].get() == key
     }
 
     #[inline]
-    fn insert(&self, key: (u64, u64, u64)) {
-        self.slots[Self::slot(key.0, key.1, key.2)].set(key);
+    fn insert(&self, key: (u64, u64)) {
+        self.slots[Self::slot(key.0, key.1)].set(key);
     }
 }
 
@@ -110,14 +110,10 @@ fn state() -> &'static OrderState {
 /// Called before a blocking acquisition of `meta` by a thread that holds at least one lock.
 #[inline]
 pub(crate) fn note_acquire(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>) {
-    let to = meta.id();
-    let fingerprint = ctx.held_fingerprint.get();
-    let all_cached = ctx
-        .held
-        .borrow()
-        .iter()
-        .all(|h| h.id == to || ctx.edge_cache.contains((h.id, to, fingerprint)));
-    if !all_cached {
+    if !ctx
+        .edge_cache
+        .contains((ctx.held_fingerprint.get(), meta.id()))
+    {
         note_new_edges(ctx, meta, site);
     }
 }
@@ -156,8 +152,7 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
         let mut here: Option<Vec<lockwatch_detector::Frame>> = None;
         for index in 0..held.len() {
             let from = held[index].id;
-            let key = (from, to, fingerprint);
-            if from == to || ctx.edge_cache.contains(key) {
+            if from == to {
                 continue;
             }
             // The same lock held twice (a reentrant lock) gives one edge.
@@ -206,9 +201,9 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
                 state.known.entry(from).or_default().push((to, fingerprint));
                 state.sources.entry(to).or_default().push(from);
             }
-            ctx.edge_cache.insert(key);
         }
     }
+    ctx.edge_cache.insert((fingerprint, to));
     let mode = config::current().read().lock_order;
     for report in reports {
         let how = match mode {

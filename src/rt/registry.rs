@@ -80,7 +80,7 @@ pub(crate) struct HeldCopy {
 }
 
 impl HeldCopy {
-    pub(crate) fn of(held: &Held) -> HeldCopy {
+    pub(crate) fn of(held: &Held, ctx: &ThreadCtx) -> HeldCopy {
         HeldCopy {
             id: held.id,
             kind: held.kind,
@@ -88,7 +88,7 @@ impl HeldCopy {
             count: held.count,
             site: held.site,
             created_at: held.created_at,
-            backtrace: held.backtrace.clone(),
+            backtrace: ctx.acquired_at(held.id),
         }
     }
 }
@@ -148,7 +148,7 @@ pub(crate) fn thread_exit(ctx: &ThreadCtx) {
     let rt = runtime();
     let held = ctx.held.borrow();
     if !held.is_empty() {
-        let holds = held.iter().map(HeldCopy::of).collect();
+        let holds = held.iter().map(|h| HeldCopy::of(h, ctx)).collect();
         rt.exited.lock().insert(
             ctx.id(),
             ExitedThread {
