@@ -219,7 +219,7 @@ impl ThreadCtx {
     }
 
     /// Removes the innermost entry matching `matches`: almost always the top of the stack.
-    #[inline]
+    #[inline(always)]
     fn remove_held_where(&self, matches: impl Fn(&Held) -> bool) -> Option<Held> {
         let mut held = self.held.borrow_mut();
         let entry = match held.last() {
@@ -241,6 +241,7 @@ impl ThreadCtx {
         Some(entry)
     }
 
+    #[inline(always)]
     fn push_held(&self, entry: Held) {
         self.held_fingerprint
             .set(self.held_fingerprint.get().wrapping_add(mix(entry.id)));
@@ -306,7 +307,7 @@ fn waits_on_itself(meta: &Meta, ctx: &ThreadCtx, access: Access) -> bool {
 }
 
 /// The tracked acquisition path of every primitive.
-#[inline]
+#[inline(always)]
 pub(crate) fn acquire<R: RawLock>(
     core: &LockCore<R>,
     ctx: &ThreadCtx,
@@ -316,8 +317,11 @@ pub(crate) fn acquire<R: RawLock>(
     site: &'static Location<'static>,
 ) -> bool {
     let meta = core.meta();
-    ctx.collect_foreign_releases();
-    if mode == Mode::Blocking && config::lock_order_enabled() && !ctx.held.borrow().is_empty() {
+    // The fingerprint is zero exactly when nothing is held (a non-empty set summing to zero
+    // is a 2^-64 event, and would only skip recording one ordering).
+    if mode == Mode::Blocking && ctx.held_fingerprint.get() != 0 && config::lock_order_enabled() {
+        // Ownerless locks another thread released are no longer held: not a source of edges.
+        ctx.collect_foreign_releases();
         order::note_acquire(ctx, meta, site);
     }
     if core.raw().try_acquire(access) {
