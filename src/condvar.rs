@@ -116,10 +116,12 @@ impl Condvar {
         mut condition: impl FnMut(&mut T) -> bool,
         timeout: Duration,
     ) -> WaitTimeoutResult {
+        // As parking_lot: the result says whether the last wait timed out; the condition is
+        // not evaluated again after a time-out.
         let deadline = Instant::now().checked_add(timeout);
         while condition(&mut **guard) {
             if self.wait_inner(guard, deadline) {
-                return WaitTimeoutResult(condition(&mut **guard));
+                return WaitTimeoutResult(true);
             }
         }
         WaitTimeoutResult(false)
@@ -155,8 +157,9 @@ impl Condvar {
         let raw = guard.mutex.core.raw();
         // SAFETY: the lockwatch guard proves this thread holds the raw mutex; the parking_lot
         // guard made here stands for that same hold only while parking_lot's condvar needs
-        // it, and is forgotten afterwards so the hold stays owned by the lockwatch guard.
-        let mut raw_guard = unsafe { raw.make_guard_unchecked() };
+        // it. It is never dropped (ManuallyDrop), even if the wait unwinds, so the hold stays
+        // owned by the lockwatch guard and is released exactly once.
+        let mut raw_guard = std::mem::ManuallyDrop::new(unsafe { raw.make_guard_unchecked() });
         #[cfg(feature = "detect")]
         let timed_out = detect::wait(
             self,
@@ -167,13 +170,12 @@ impl Condvar {
         );
         #[cfg(not(feature = "detect"))]
         let timed_out = match deadline {
-            Some(deadline) => self.cv.wait_until(&mut raw_guard, deadline).timed_out(),
+            Some(deadline) => self.cv.wait_until(&mut *raw_guard, deadline).timed_out(),
             None => {
-                self.cv.wait(&mut raw_guard);
+                self.cv.wait(&mut *raw_guard);
                 false
             }
         };
-        std::mem::forget(raw_guard);
         timed_out
     }
 }
@@ -256,15 +258,34 @@ mod detect {
         /// woke, or, if more, those inside `wait` (a waiter between slices sees the changed
         /// notification count and returns).
         pub(super) fn after_notify(&self, woken: usize, all: bool) -> usize {
-            if woken > 0 {
-                self.pending.fetch_add(woken as i64, Ordering::SeqCst);
-            }
             let inside = self.waiters.load(Ordering::SeqCst);
+            // Only tracked waiters ever take a pending wakeup back.
+            let tracked_woken = woken.min(inside);
+            if tracked_woken > 0 {
+                self.pending
+                    .fetch_add(tracked_woken as i64, Ordering::SeqCst);
+            }
+            let already_woken = self.pending.load(Ordering::SeqCst).max(0) as usize;
+            let not_yet_woken = inside.saturating_sub(already_woken);
             if all {
                 woken.max(inside)
             } else {
-                woken.max(inside.min(1))
+                woken.max(not_yet_woken.min(1))
             }
+        }
+    }
+
+    struct Restore<'a> {
+        state: &'a CondvarState,
+        meta: &'a rt::Meta,
+        suspended: Option<rt::Held>,
+        site: &'static Location<'static>,
+    }
+
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.state.waiters.fetch_sub(1, Ordering::SeqCst);
+            rt::resume_hold(self.meta, self.suspended.take(), self.site);
         }
     }
 
@@ -321,7 +342,14 @@ mod detect {
         let started = Instant::now();
         let seen = state.notifications.load(Ordering::SeqCst);
         state.waiters.fetch_add(1, Ordering::SeqCst);
-        let suspended = rt::suspend_hold(mutex.meta());
+        // Undone on every exit, unwinding included: the waiter count, and the mutex's hold,
+        // which is back (re-acquired at the wait's call site) whenever this returns or unwinds.
+        let _restore = Restore {
+            state,
+            meta: mutex.meta(),
+            suspended: rt::suspend_hold(mutex.meta()),
+            site,
+        };
         let mut timed_out = false;
         // One slice of the wait; true when the wait is over (notified, timed out, or a
         // notification was sent while this thread was between slices, holding the mutex
@@ -345,7 +373,7 @@ mod detect {
                 let probe = CondvarProbe { state, seen };
                 let waiting =
                     Waiting::register(ctx, &probe, Op::Wait, site, started, deadline.is_some());
-                waiting.block(deadline, |slice| {
+                waiting.block_scanned_elsewhere(deadline, |slice| {
                     slice_wait(Instant::now() + slice, &mut timed_out)
                 })
             });
@@ -361,8 +389,6 @@ mod detect {
                 },
             }
         }
-        state.waiters.fetch_sub(1, Ordering::SeqCst);
-        rt::resume_hold(mutex.meta(), suspended, site);
         timed_out
     }
 }

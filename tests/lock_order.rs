@@ -374,3 +374,44 @@ fn backtrace_full_adds_where_each_edge_was_taken() {
         );
     }
 }
+
+/// A Lock released by a thread other than its acquirer, then re-acquired by a third thread and
+/// released by the first: the hold must move with the lock, or a stale entry makes a false
+/// ordering edge.
+#[test]
+fn lock_released_on_behalf_of_others_leaves_no_stale_ordering() {
+    install_collector();
+    let signal = Arc::new(Lock::named("handoff/signal"));
+    let other = Arc::new(Mutex::named("handoff/other", ()));
+    signal.acquire(); // acquired by the test thread
+    let s = signal.clone();
+    spawn_named("releaser", move || s.release().unwrap());
+    let (s, o) = (signal.clone(), other.clone());
+    let (holding_tx, holding_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let third = lockwatch::thread::Builder::new()
+        .name("third".into())
+        .spawn(move || {
+            s.acquire();
+            holding_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            // `signal` was released by the test thread meanwhile: not held any more.
+            let _o = o.lock();
+        })
+        .unwrap();
+    holding_rx.recv().unwrap();
+    signal.release().unwrap(); // the test thread releases the third thread's hold
+    go_tx.send(()).unwrap();
+    third.join().unwrap();
+    let (s, o) = (signal.clone(), other.clone());
+    spawn_named("reverse", move || {
+        let _o = o.lock();
+        s.acquire();
+        s.release().unwrap();
+    });
+    assert!(
+        inversions("handoff/").is_empty(),
+        "{:#?}",
+        inversions("handoff/")
+    );
+}

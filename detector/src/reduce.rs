@@ -77,7 +77,9 @@ pub struct Finding {
 /// - [`Releasers::WritersAndQueuedWriters`]: every write holder and every *other* thread
 ///   queued for write can run (for a read wait; a write wait on the same RwLock follows
 ///   `Holders`: every reader and writer must leave);
-/// - [`Releasers::HoldersOrAnyone`], [`Releasers::Anyone`]: any thread at all can run;
+/// - [`Releasers::HoldersOrAnyone`]: any thread at all can run, or no holder is listed (it is
+///   being handed to the waiter, or a running thread holds it);
+/// - [`Releasers::Anyone`]: any thread at all can run;
 /// - [`Releasers::Thread`]: that thread can run, has exited (the join returns) or is not in
 ///   the snapshot;
 /// - [`Releasers::Workers`]: any listed worker can run or is not in the snapshot (exited
@@ -214,6 +216,10 @@ impl<'a> Index<'a> {
                     .filter(|&w| w != i)
                     .collect())
             }
+            // Held by nobody the snapshot knows of, yet not available: it is in flight to this
+            // very waiter (a fair unlock hands an ownerless lock straight to a parked thread),
+            // or held by a thread that is running. Either way the wait ends.
+            Releasers::HoldersOrAnyone if self.holders_of(r.id).is_empty() => Need::Now,
             Releasers::HoldersOrAnyone | Releasers::Anyone => Need::Anyone,
             Releasers::Thread(t) => match self.thread.get(t) {
                 None => Need::Now,

@@ -134,6 +134,14 @@ fn confirmed_findings() -> Option<(Snapshot, Vec<Confirmed>)> {
     }
 }
 
+/// The sequence number of `thread`'s wait in `snapshot` (0 if it is not waiting).
+fn wait_seq(snapshot: &Snapshot, thread: u64) -> u64 {
+    snapshot
+        .thread(thread)
+        .and_then(|t| t.wait.as_ref())
+        .map_or(0, |w| w.seq)
+}
+
 fn build(mut snapshot: Snapshot, finding: &Finding) -> Report {
     graph::complete_for_report(&mut snapshot, &finding.threads);
     reduce::build_report(&snapshot, finding, std::process::id(), report::now_ms())
@@ -153,6 +161,7 @@ pub(crate) fn scan_blocked(current: u64) {
             report,
             Emitted::Stuck {
                 closing_thread: finding.closing_thread,
+                closing_seq: wait_seq(&snapshot, finding.closing_thread),
                 current,
             },
         );
@@ -171,6 +180,7 @@ fn scan_watchdog() {
                 report,
                 Emitted::Stuck {
                     closing_thread: finding.closing_thread,
+                    closing_seq: wait_seq(&snapshot, finding.closing_thread),
                     current: 0,
                 },
             );
@@ -256,6 +266,15 @@ pub(crate) fn check() -> Vec<Report> {
 }
 
 static WATCHDOG: Once = Once::new();
+static KICK: Mutex<bool> = Mutex::new(false);
+static KICKED: parking_lot::Condvar = parking_lot::Condvar::new();
+
+/// Asks the watchdog to scan now rather than at its next period: for a thread that must not
+/// scan itself (a Condvar waiter holds the user's mutex between the slices of its wait).
+pub(crate) fn kick_watchdog() {
+    *KICK.lock() = true;
+    KICKED.notify_one();
+}
 
 /// Starts the watchdog on the first registered wait: a program that never waits never pays
 /// for the thread.
@@ -283,16 +302,26 @@ fn watchdog_main() {
         .spawn(|| {
             let internal = &registry::runtime().internal_threads;
             internal.fetch_add(1, Ordering::Relaxed);
-            super::trace::warm_up();
+            let _ = std::panic::catch_unwind(super::trace::warm_up);
             internal.fetch_sub(1, Ordering::Relaxed);
         });
     drop(warm_up);
     loop {
         let period = config::current().read().watchdog_period;
-        std::thread::sleep(period);
+        {
+            // Sleeps one period, or less when a thread asks for a scan now.
+            let mut kicked = KICK.lock();
+            if !*kicked {
+                KICKED.wait_for(&mut kicked, period);
+            }
+            *kicked = false;
+        }
         if registry::runtime().graph.lock().waiting_count() == 0 {
             continue;
         }
-        scan_watchdog();
+        // A bug in a scan must not end detection for the rest of the process.
+        if std::panic::catch_unwind(scan_watchdog).is_err() {
+            eprintln!("lockwatch: error: a watchdog scan panicked; detection continues");
+        }
     }
 }

@@ -199,11 +199,33 @@ impl<'a> Waiting<'a> {
     pub(crate) fn block(
         &self,
         deadline: Option<Instant>,
-        mut attempt: impl FnMut(Duration) -> bool,
+        attempt: impl FnMut(Duration) -> bool,
     ) -> bool {
         if !self.timed {
             detect::scan_blocked(self.ctx.id());
         }
+        self.block_in_slices(deadline, attempt)
+    }
+
+    /// As [`Waiting::block`], but the graph is checked by the watchdog, woken at once: for a
+    /// waiter that holds a user lock between its slices (a Condvar wait re-takes the mutex),
+    /// which must not be held through a scan, its pause and a report.
+    pub(crate) fn block_scanned_elsewhere(
+        &self,
+        deadline: Option<Instant>,
+        attempt: impl FnMut(Duration) -> bool,
+    ) -> bool {
+        if !self.timed {
+            detect::kick_watchdog();
+        }
+        self.block_in_slices(deadline, attempt)
+    }
+
+    fn block_in_slices(
+        &self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(Duration) -> bool,
+    ) -> bool {
         let period = detect::recheck_period();
         loop {
             let slice = match deadline {
@@ -219,7 +241,7 @@ impl<'a> Waiting<'a> {
             if attempt(slice) {
                 return true;
             }
-            if let Some(message) = self.ctx.record.take_verdict() {
+            if let Some(message) = self.ctx.record.take_verdict(self.seq) {
                 panic!("{message}");
             }
         }
@@ -321,6 +343,9 @@ pub(crate) fn snapshot() -> Snapshot {
     let rt = registry::runtime();
     // Counted before the graph is read: a thread that starts meanwhile is then counted as
     // unknown, which can only make the analysis more careful.
+    // `internal` is read first: a helper thread that ends meanwhile is then still counted by the
+    // OS, which can only make an unknown thread look present (the careful side).
+    let internal = rt.internal_threads.load(Ordering::Relaxed);
     let os_threads = registry::os_thread_count();
     let now = Instant::now();
     let mut snapshot = Snapshot::default();
@@ -394,7 +419,6 @@ pub(crate) fn snapshot() -> Snapshot {
             backtrace: Vec::new(),
         });
     }
-    let internal = rt.internal_threads.load(Ordering::Relaxed);
     snapshot.unknown_threads_can_run = match os_threads {
         Some(os) => os > live + internal,
         // Without a thread count, assume a thread lockwatch never saw may exist.
@@ -407,33 +431,54 @@ pub(crate) fn snapshot() -> Snapshot {
 /// Adds descriptions of held-only resources and resolved backtraces for `threads`, whose waits
 /// must still be the ones with the given `(thread, seq)` pairs.
 pub(crate) fn complete_for_report(snapshot: &mut Snapshot, threads: &[u64]) {
-    let rt = registry::runtime();
-    let graph = rt.graph.lock();
-    let exited = rt.exited.lock();
-    for t in snapshot.threads.iter_mut() {
-        if !threads.contains(&t.id) {
-            continue;
-        }
-        let (backtrace, holds): (Option<&Backtrace>, &[HeldCopy]) = match graph.wait_of(t.id) {
-            Some(w) if t.wait.as_ref().is_some_and(|s| s.seq == w.seq) => {
-                (w.backtrace.as_ref(), &w.holds)
+    // Copied under the locks, resolved after: symbol resolution can take hundreds of
+    // milliseconds, and every thread that starts or ends a wait needs the graph lock.
+    struct Pending {
+        thread: u64,
+        backtrace: Option<Backtrace>,
+        hold_traces: Vec<Option<Backtrace>>,
+        held_only: Vec<ResourceSnap>,
+    }
+    let mut pending = Vec::new();
+    {
+        let rt = registry::runtime();
+        let graph = rt.graph.lock();
+        let exited = rt.exited.lock();
+        for t in &snapshot.threads {
+            if !threads.contains(&t.id) {
+                continue;
             }
-            _ => match exited.get(&t.id) {
-                Some(gone) => (None, &gone.holds),
-                None => (None, &[]),
-            },
-        };
-        if let Some(bt) = backtrace {
-            t.backtrace = trace::resolve(bt);
+            let (backtrace, holds): (Option<&Backtrace>, &[HeldCopy]) = match graph.wait_of(t.id) {
+                Some(w) if t.wait.as_ref().is_some_and(|s| s.seq == w.seq) => {
+                    (w.backtrace.as_ref(), &w.holds)
+                }
+                _ => match exited.get(&t.id) {
+                    Some(gone) => (None, &gone.holds),
+                    None => (None, &[]),
+                },
+            };
+            pending.push(Pending {
+                thread: t.id,
+                backtrace: backtrace.cloned(),
+                hold_traces: holds.iter().map(|h| h.backtrace.clone()).collect(),
+                held_only: holds.iter().map(held_resource).collect(),
+            });
         }
-        for (snap, copy) in t.holds.iter_mut().zip(holds) {
-            if let Some(bt) = &copy.backtrace {
-                snap.backtrace = trace::resolve(bt);
+    }
+    for p in pending {
+        if let Some(t) = snapshot.threads.iter_mut().find(|t| t.id == p.thread) {
+            if let Some(bt) = &p.backtrace {
+                t.backtrace = trace::resolve(bt);
+            }
+            for (snap, trace) in t.holds.iter_mut().zip(&p.hold_traces) {
+                if let Some(bt) = trace {
+                    snap.backtrace = trace::resolve(bt);
+                }
             }
         }
-        for h in holds {
-            if !snapshot.resources.iter().any(|r| r.id == h.id) {
-                snapshot.resources.push(held_resource(h));
+        for resource in p.held_only {
+            if !snapshot.resources.iter().any(|r| r.id == resource.id) {
+                snapshot.resources.push(resource);
             }
         }
     }

@@ -341,12 +341,17 @@ pub(crate) fn acquire<R: RawLock>(
     }
 }
 
-/// A few quick retries with pause hints, as parking_lot's own spin phase starts.
+/// Retries the way parking_lot's own spin phase does (exponential pauses, then yields) before
+/// the slow path reads the clock and parks with a timeout.
 #[inline]
 fn spin_briefly(mut attempt: impl FnMut() -> bool) -> bool {
-    for round in 0..4 {
-        for _ in 0..(1 << round) {
-            std::hint::spin_loop();
+    for round in 0..10u32 {
+        if round < 3 {
+            for _ in 0..(2u32 << round) {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
         }
         if attempt() {
             return true;
@@ -510,16 +515,21 @@ pub(crate) fn on_release(meta: &Meta, access: Access) {
         meta.owner.store(0, Ordering::Relaxed);
     }
     let found = with_ctx(|ctx| {
+        if meta.kind == Kind::Lock && acquirer != ctx.id() {
+            // A Lock released by a thread other than the one that acquired it (a signal): the
+            // entry to drop is the acquirer's, even if this thread holds a stale one itself.
+            return None;
+        }
         ctx.remove_held_where(|h| h.id == id && h.access == access)
             .map(|entry| entry.in_order_graph)
-    })
-    .flatten();
+    });
     match found {
-        Some(true) => meta.mark_in_order_graph(),
-        Some(false) => {}
-        None => {
-            if meta.kind == Kind::Lock && acquirer != 0 {
-                // Released on behalf of the thread that acquired it (a Lock used as a signal).
+        Some(Some(true)) => meta.mark_in_order_graph(),
+        Some(Some(false)) => {}
+        // Not in this thread's record (or this thread's locals are gone, at its exit): the
+        // acquirer's record, live or exited, must forget it.
+        Some(None) | None => {
+            if acquirer != 0 && access == Access::Exclusive {
                 registry::send_foreign_release(acquirer, id);
             }
         }

@@ -85,8 +85,9 @@ impl Graphs {
 
 struct OrderState {
     graph: Mutex<Graphs>,
-    /// Edges any thread has recorded, by source lock: `(to, fingerprint)`.
-    known: DashMap<u64, Vec<(u64, u64)>>,
+    /// Edges any thread has recorded, by source lock: `(to, gate set)`, the gate set being
+    /// the intersection over every recording, as in the graph.
+    known: DashMap<u64, Vec<(u64, Vec<u64>)>>,
     /// The reverse index of `known` (target → sources), so a dropped lock leaves no entry.
     sources: DashMap<u64, Vec<u64>>,
 }
@@ -159,18 +160,35 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
             if held[..index].iter().any(|h| h.id == from) {
                 continue;
             }
-            let known = state
-                .known
-                .get(&from)
-                .is_some_and(|edges| edges.contains(&(to, fingerprint)));
-            if !known {
-                let mut gates: Vec<u64> = held_ids
+            let mut gates: Vec<u64> = held_ids
+                .iter()
+                .copied()
+                .filter(|&g| g != from && g != to)
+                .collect();
+            gates.sort_unstable();
+            gates.dedup();
+            // An edge already recorded is recorded again only if this time it can narrow the
+            // edge's gate set (some stored gate is not held now): the only way a repeat can
+            // change what is reported.
+            let known_gates: Option<Vec<u64>> = state.known.get(&from).and_then(|edges| {
+                edges
                     .iter()
-                    .copied()
-                    .filter(|&g| g != from && g != to)
-                    .collect();
-                gates.sort_unstable();
-                gates.dedup();
+                    .find(|(target, _)| *target == to)
+                    .map(|(_, g)| g.clone())
+            });
+            let narrows = match &known_gates {
+                None => true,
+                Some(stored) => stored.iter().any(|g| gates.binary_search(g).is_err()),
+            };
+            if narrows {
+                let narrowed: Vec<u64> = match &known_gates {
+                    None => gates.clone(),
+                    Some(stored) => stored
+                        .iter()
+                        .copied()
+                        .filter(|g| gates.binary_search(g).is_ok())
+                        .collect(),
+                };
                 let backtrace = if config::full_backtraces() {
                     here.get_or_insert_with(|| super::trace::resolve(&Backtrace::new_unresolved()))
                         .clone()
@@ -198,8 +216,16 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
                 drop(graph);
                 held[index].in_order_graph = true;
                 meta.mark_in_order_graph();
-                state.known.entry(from).or_default().push((to, fingerprint));
-                state.sources.entry(to).or_default().push(from);
+                let mut edges = state.known.entry(from).or_default();
+                match edges.iter_mut().find(|(target, _)| *target == to) {
+                    Some(entry) => entry.1 = narrowed,
+                    None => edges.push((to, narrowed)),
+                }
+                drop(edges);
+                let mut sources = state.sources.entry(to).or_default();
+                if !sources.contains(&from) {
+                    sources.push(from);
+                }
             }
         }
     }

@@ -19,8 +19,9 @@ pub(crate) struct ThreadRecord {
     mail: Mutex<Vec<u64>>,
     has_mail: AtomicBool,
     /// A verdict posted by another thread's scan: the message this thread must panic with
-    /// (policy `panic`, when its wait closed a cycle the watchdog found).
-    verdict: Mutex<Option<String>>,
+    /// (policy `panic`, when its wait closed a cycle the watchdog found), for the wait with
+    /// that sequence number only.
+    verdict: Mutex<Option<(u64, String)>>,
     has_verdict: AtomicBool,
 }
 
@@ -47,17 +48,22 @@ impl ThreadRecord {
         std::mem::take(&mut *mail)
     }
 
-    pub(crate) fn post_verdict(&self, message: String) {
-        *self.verdict.lock() = Some(message);
+    pub(crate) fn post_verdict(&self, wait_seq: u64, message: String) {
+        *self.verdict.lock() = Some((wait_seq, message));
         self.has_verdict.store(true, Ordering::Release);
     }
 
-    pub(crate) fn take_verdict(&self) -> Option<String> {
+    /// The verdict for the wait `wait_seq`, if one was posted. A verdict for an earlier wait
+    /// (that ended before it arrived) is discarded.
+    pub(crate) fn take_verdict(&self, wait_seq: u64) -> Option<String> {
         if !self.has_verdict.load(Ordering::Acquire) {
             return None;
         }
         self.has_verdict.store(false, Ordering::Relaxed);
-        self.verdict.lock().take()
+        match self.verdict.lock().take() {
+            Some((seq, message)) if seq == wait_seq => Some(message),
+            _ => None,
+        }
     }
 }
 

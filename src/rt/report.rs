@@ -32,8 +32,13 @@ pub(crate) fn now_ms() -> u64 {
 
 /// How a finding reached [`emit`], which decides the policy that applies.
 pub(crate) enum Emitted {
-    /// A deadlock or stall; `current` is the reporting thread's runtime id (0: the watchdog).
-    Stuck { closing_thread: u64, current: u64 },
+    /// A deadlock or stall; `closing` is the thread (and its wait) whose wait closed it;
+    /// `current` is the reporting thread's runtime id (0: the watchdog).
+    Stuck {
+        closing_thread: u64,
+        closing_seq: u64,
+        current: u64,
+    },
     /// A lock-order inversion found by the current thread's acquisition.
     Inversion { current: u64 },
     /// Informational (long wait, inversion under `warn`): print and go on.
@@ -42,29 +47,28 @@ pub(crate) enum Emitted {
 
 pub(crate) fn emit(report: Report, how: Emitted) {
     let config = config::current().read().clone();
+    let mut text = match config.format {
+        Format::Json => report.to_json(),
+        Format::Text => TextRenderer {
+            color: std::io::stderr().is_terminal(),
+            source_root: None,
+        }
+        .render(&report),
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
     {
         let _serial = OUTPUT.lock();
-        let mut stderr = std::io::stderr().lock();
-        let text = match config.format {
-            Format::Json => report.to_json(),
-            Format::Text => TextRenderer {
-                color: std::io::stderr().is_terminal(),
-                source_root: None,
-            }
-            .render(&report),
-        };
-        let _ = if text.ends_with('\n') {
-            write!(stderr, "{text}")
-        } else {
-            writeln!(stderr, "{text}")
-        };
-        let _ = stderr.flush();
+        write_stderr(text.as_bytes());
         if let Some(dir) = &config.report_dir {
             if let Err(e) = write_report_file(dir, &report) {
-                let _ = writeln!(
-                    stderr,
-                    "lockwatch: error: cannot write a report to {}: {e}",
-                    dir.display()
+                write_stderr(
+                    format!(
+                        "lockwatch: error: cannot write a report to {}: {e}\n",
+                        dir.display()
+                    )
+                    .as_bytes(),
                 );
             }
         }
@@ -74,13 +78,14 @@ pub(crate) fn emit(report: Report, how: Emitted) {
         // A panicking handler must not take the reporting thread (maybe the watchdog) with it.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&report)));
     }
-    let (panicking_thread, current) = match how {
+    let (panicking_thread, closing_seq, current) = match how {
         Emitted::Warning => return,
         Emitted::Stuck {
             closing_thread,
+            closing_seq,
             current,
-        } => (closing_thread, current),
-        Emitted::Inversion { current } => (current, current),
+        } => (closing_thread, closing_seq, current),
+        Emitted::Inversion { current } => (current, 0, current),
     };
     match config.on_deadlock {
         OnDeadlock::Report => {}
@@ -88,13 +93,41 @@ pub(crate) fn emit(report: Report, how: Emitted) {
         OnDeadlock::Panic => {
             let message = format!("deadlock detected: {}", report.summary);
             if panicking_thread == current {
-                panic!("{message}");
-            }
-            if let Some(record) = registry::runtime().threads.get(&panicking_thread) {
-                record.post_verdict(message);
+                // A second panic while unwinding would abort the process: the report is out,
+                // let the first unwind finish.
+                if !std::thread::panicking() {
+                    panic!("{message}");
+                }
+            } else if let Some(record) = registry::runtime().threads.get(&panicking_thread) {
+                record.post_verdict(closing_seq, message);
             }
         }
     }
+}
+
+/// Writes straight to file descriptor 2. Not through `std::io::stderr()`, whose lock a frozen
+/// thread may hold (it was printing when it blocked): a report must get out regardless.
+#[cfg(unix)]
+fn write_stderr(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a valid, initialised buffer of `bytes.len()` bytes for the whole
+        // call, and fd 2 is only written, never closed, here.
+        let written = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if written <= 0 {
+            if written < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+                continue;
+            }
+            return;
+        }
+        bytes = &bytes[written as usize..];
+    }
+}
+
+#[cfg(not(unix))]
+fn write_stderr(bytes: &[u8]) {
+    let _ = std::io::stderr().write_all(bytes);
 }
 
 /// Writes `<pid>-<seq>-<kind>.json` complete or not at all: a temporary file, then a rename.

@@ -205,6 +205,21 @@ fn lock_reacquired_by_its_holder_is_fine_while_another_thread_can_release_it() {
 }
 
 #[test]
+fn a_lock_held_by_no_listed_thread_is_being_handed_to_its_waiter() {
+    // A fair unlock hands a Lock straight to a parked waiter: it stays locked, nobody holds
+    // it yet, and the waiter has not run. Everyone else being blocked must not make that a
+    // stall.
+    let s = B::new()
+        .res(20, ResourceKind::Lock, "ping", Releasers::HoldersOrAnyone)
+        .res(21, ResourceKind::Lock, "pong", Releasers::HoldersOrAnyone)
+        .blocked(1, "main", 21, Op::Acquire, 2)
+        .holds(1, 21, Op::Acquire)
+        .blocked(2, "player", 20, Op::Acquire, 1)
+        .done();
+    assert!(analyze(&s).is_empty());
+}
+
+#[test]
 fn unknown_threads_count_as_one_thread_that_can_run() {
     let s = B::new()
         .res(20, ResourceKind::Lock, "signal", Releasers::HoldersOrAnyone)
