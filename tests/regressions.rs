@@ -1,7 +1,7 @@
 //! Regression tests, each named after what broke.
 
 use lockwatch::{Condvar, Mutex};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// A Condvar wait that unwinds (here: parking_lot refuses a second mutex on one condvar) used
@@ -56,6 +56,7 @@ fn condvar_wait_that_panics_unlocks_the_mutex_once() {
 #[test]
 fn a_thread_blocking_behind_a_reported_deadlock_does_not_report_it_again() {
     use lockwatch::ReportKind;
+    use std::sync::Barrier;
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     lockwatch::set_handler(move |r| {
