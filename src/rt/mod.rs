@@ -341,17 +341,13 @@ pub(crate) fn acquire<R: RawLock>(
     }
 }
 
-/// Retries the way parking_lot's own spin phase does (exponential pauses, then yields) before
-/// the slow path reads the clock and parks with a timeout.
+/// A few quick retries with pause hints before the slow path reads the clock: most
+/// contention on a short critical section ends within them.
 #[inline]
 fn spin_briefly(mut attempt: impl FnMut() -> bool) -> bool {
-    for round in 0..10u32 {
-        if round < 3 {
-            for _ in 0..(2u32 << round) {
-                std::hint::spin_loop();
-            }
-        } else {
-            std::thread::yield_now();
+    for round in 0..4 {
+        for _ in 0..(1 << round) {
+            std::hint::spin_loop();
         }
         if attempt() {
             return true;
