@@ -5,40 +5,16 @@
 //! each under a hard time limit.
 #![cfg(feature = "detect")]
 
+mod support;
 use lockwatch::introspect::{live_threads, order_graph_size};
 use lockwatch::{Config, Lock, LockOrder, Mutex, RLock, ReentrantMutex, RwLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::*;
 
 /// The hard bound on a whole test (debug builds on a small machine are slow).
 const LIMIT: Duration = Duration::from_secs(300);
-/// The bound on one expected event.
-const WAIT: Duration = Duration::from_secs(10);
-
-/// Runs `body` on its own thread and fails the test, instead of hanging, if it has not
-/// finished within `limit`. A panic in `body` is re-raised here.
-fn bounded<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let runner = std::thread::Builder::new()
-        .name("test-body".into())
-        .spawn(move || {
-            let _ = tx.send(body());
-        })
-        .expect("spawn the test body");
-    match rx.recv_timeout(limit) {
-        Ok(value) => {
-            runner.join().expect("test body thread");
-            value
-        }
-        Err(RecvTimeoutError::Disconnected) => match runner.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the body returned without sending its value"),
-        },
-        Err(RecvTimeoutError::Timeout) => panic!("test did not finish within {limit:?}: a hang"),
-    }
-}
 
 /// Runs `body` as [`bounded`] does, one test at a time: they measure the same global tables.
 /// The next test starts only once this one's body thread has exited (`bounded` joins it), so

@@ -4,69 +4,22 @@
 //! Every test runs under a hard time limit; interleavings are forced with channels and
 //! barriers. Sleeps only let a wait outlast something, never decide an outcome.
 
+mod support;
 use lockwatch::thread;
 use lockwatch::{Condvar, Mutex, ReentrantMutex, RwLock};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::*;
 
 /// The hard bound on a whole test.
 const LIMIT: Duration = Duration::from_secs(60);
-/// The bound on one expected event.
-const WAIT: Duration = Duration::from_secs(10);
-/// How long to watch for an event that must not happen.
-const QUIET: Duration = Duration::from_millis(50);
 /// Allowed lateness of a timed wait: generous, so a loaded machine never flakes.
 const SLACK: Duration = Duration::from_secs(2);
-
-/// Runs `body` on its own thread and fails the test, instead of hanging, if it has not
-/// finished within `limit`. A panic in `body` is re-raised here.
-fn bounded<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let runner = std::thread::Builder::new()
-        .name("test-body".into())
-        .spawn(move || {
-            let _ = tx.send(body());
-        })
-        .expect("spawn the test body");
-    match rx.recv_timeout(limit) {
-        Ok(value) => {
-            runner.join().expect("test body thread");
-            value
-        }
-        Err(RecvTimeoutError::Disconnected) => match runner.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the body returned without sending its value"),
-        },
-        Err(RecvTimeoutError::Timeout) => panic!("test did not finish within {limit:?}: a hang"),
-    }
-}
-
-/// Joins a lockwatch thread within [`WAIT`], re-raising its panic.
-fn join<T>(handle: thread::JoinHandle<T>) -> T {
-    match handle.join_timeout(WAIT) {
-        Ok(Ok(value)) => value,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("thread still running after {WAIT:?}"),
-    }
-}
-
-fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
-    rx.recv_timeout(WAIT)
-        .unwrap_or_else(|e| panic!("{what}: nothing within {WAIT:?} ({e})"))
-}
-
-fn assert_nothing_yet<T>(rx: &mpsc::Receiver<T>, what: &str) {
-    match rx.recv_timeout(QUIET) {
-        Err(RecvTimeoutError::Timeout) => {}
-        Ok(_) => panic!("{what} happened too early"),
-        Err(RecvTimeoutError::Disconnected) => panic!("{what}: the other side is gone"),
-    }
-}
 
 /// A barrier whose wait gives up (failing the test) instead of hanging.
 struct TimedBarrier {

@@ -3,42 +3,19 @@
 //!
 //! Every test runs under a hard time limit; interleavings are forced with channels.
 
+mod support;
 use lockwatch::thread::{self, Builder, JoinHandle};
 use lockwatch::{Mutex, SyncError};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::*;
 
 /// The hard bound on a whole test.
 const LIMIT: Duration = Duration::from_secs(60);
-/// The bound on one expected event.
-const WAIT: Duration = Duration::from_secs(10);
 /// Allowed lateness of a timed join: generous, so a loaded machine never flakes.
 const SLACK: Duration = Duration::from_secs(2);
-
-/// Runs `body` on its own thread and fails the test, instead of hanging, if it has not
-/// finished within `limit`. A panic in `body` is re-raised here.
-fn bounded<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let runner = std::thread::Builder::new()
-        .name("test-body".into())
-        .spawn(move || {
-            let _ = tx.send(body());
-        })
-        .expect("spawn the test body");
-    match rx.recv_timeout(limit) {
-        Ok(value) => {
-            runner.join().expect("test body thread");
-            value
-        }
-        Err(RecvTimeoutError::Disconnected) => match runner.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the body returned without sending its value"),
-        },
-        Err(RecvTimeoutError::Timeout) => panic!("test did not finish within {limit:?}: a hang"),
-    }
-}
 
 /// Joins within [`WAIT`]; the thread's own result (Ok or its panic) is returned.
 fn join_within<T>(handle: JoinHandle<T>) -> std::thread::Result<T> {
@@ -46,11 +23,6 @@ fn join_within<T>(handle: JoinHandle<T>) -> std::thread::Result<T> {
         Ok(result) => result,
         Err(_) => panic!("thread still running after {WAIT:?}"),
     }
-}
-
-fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
-    rx.recv_timeout(WAIT)
-        .unwrap_or_else(|e| panic!("{what}: nothing within {WAIT:?} ({e})"))
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {

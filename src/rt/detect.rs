@@ -149,6 +149,18 @@ fn build(mut snapshot: Snapshot, finding: &Finding) -> Report {
 
 /// Scan triggered by a thread that just registered an untimed wait.
 pub(crate) fn scan_blocked(current: u64) {
+    report_confirmed(current);
+}
+
+/// Scan by the watchdog.
+fn scan_watchdog() {
+    report_confirmed(0);
+    check_long_waits();
+}
+
+/// Reports every confirmed finding not reported before; `current` is the scanning thread's
+/// runtime id (0 for the watchdog), which decides who panics under policy `panic`.
+fn report_confirmed(current: u64) {
     let Some((snapshot, findings)) = confirmed_findings() else {
         return;
     };
@@ -166,27 +178,6 @@ pub(crate) fn scan_blocked(current: u64) {
             },
         );
     }
-}
-
-/// Scan by the watchdog.
-fn scan_watchdog() {
-    if let Some((snapshot, findings)) = confirmed_findings() {
-        for Confirmed { finding, identity } in &findings {
-            if !claim(identity) {
-                continue;
-            }
-            let report = build(snapshot.clone(), finding);
-            report::emit(
-                report,
-                Emitted::Stuck {
-                    closing_thread: finding.closing_thread,
-                    closing_seq: wait_seq(&snapshot, finding.closing_thread),
-                    current: 0,
-                },
-            );
-        }
-    }
-    check_long_waits();
 }
 
 fn check_long_waits() {
