@@ -173,6 +173,8 @@ fn mix(id: u64) -> u64 {
 
 /// Per-thread state, reachable only from its own thread.
 pub(crate) struct ThreadCtx {
+    /// `record.id`, kept here so the fast path does not follow the `Arc`.
+    id: u64,
     pub(crate) record: Arc<ThreadRecord>,
     pub(crate) held: RefCell<Vec<Held>>,
     /// Fingerprint of the held set (see [`mix`]), the key of the lock-order edge cache.
@@ -180,23 +182,27 @@ pub(crate) struct ThreadCtx {
     /// Where each held lock was acquired, with `LOCKWATCH_BACKTRACE=full` only: kept apart so
     /// the common path moves small entries.
     pub(crate) acquired_at: RefCell<Vec<(u64, Backtrace)>>,
+    /// Whether `acquired_at` was ever used: a thread-local check instead of the setting.
+    has_acquired_at: Cell<bool>,
     pub(crate) edge_cache: order::EdgeCache,
 }
 
 impl ThreadCtx {
     pub(crate) fn new(record: Arc<ThreadRecord>) -> ThreadCtx {
         ThreadCtx {
+            id: record.id,
             record,
             held: RefCell::new(Vec::with_capacity(16)),
             held_fingerprint: Cell::new(0),
             acquired_at: RefCell::new(Vec::new()),
+            has_acquired_at: Cell::new(false),
             edge_cache: order::EdgeCache::new(),
         }
     }
 
     #[inline]
     pub(crate) fn id(&self) -> u64 {
-        self.record.id
+        self.id
     }
 
     /// Drops entries for ownerless locks that other threads released on our behalf.
@@ -232,7 +238,7 @@ impl ThreadCtx {
         drop(held);
         self.held_fingerprint
             .set(self.held_fingerprint.get().wrapping_sub(mix(entry.id)));
-        if config::full_backtraces() {
+        if self.has_acquired_at.get() {
             let mut traces = self.acquired_at.borrow_mut();
             if let Some(i) = traces.iter().rposition(|(t, _)| *t == entry.id) {
                 traces.remove(i);
@@ -482,6 +488,7 @@ fn acquired(
         );
     }
     if config::full_backtraces() {
+        ctx.has_acquired_at.set(true);
         ctx.acquired_at
             .borrow_mut()
             .push((id, Backtrace::new_unresolved()));
