@@ -970,7 +970,10 @@ impl Text<'_> {
         let mut help = Vec::new();
         let blocked = f.key.len();
         let cycle_threads: Vec<u64> = f.cycle.iter().map(|e| e.thread).collect();
-        let behind = behind_suffix(blocked.saturating_sub(cycle_threads.len()));
+        let behind = behind_suffix(
+            blocked.saturating_sub(cycle_threads.len()),
+            cycle_threads.len(),
+        );
         let Some(last) = f.cycle.last() else {
             return (format!("{} deadlocked", threads_are(blocked)), help);
         };
@@ -990,7 +993,7 @@ impl Text<'_> {
             )
         } else if self_loop {
             let (text, covered) = self.self_deadlock(f, last, &mut help);
-            text + &behind_suffix(blocked.saturating_sub(covered))
+            text + &behind_suffix(blocked.saturating_sub(covered), covered)
         } else if f
             .cycle
             .iter()
@@ -1292,12 +1295,14 @@ impl Text<'_> {
     }
 }
 
-/// "; 2 more threads are blocked behind them", or nothing.
-fn behind_suffix(extra: usize) -> String {
+/// "; 2 more threads are blocked behind them" (or "behind it", behind a single thread), or
+/// nothing.
+fn behind_suffix(extra: usize, in_front: usize) -> String {
+    let pronoun = if in_front == 1 { "it" } else { "them" };
     match extra {
         0 => String::new(),
-        1 => "; 1 more thread is blocked behind them".to_owned(),
-        n => format!("; {n} more threads are blocked behind them"),
+        1 => format!("; 1 more thread is blocked behind {pronoun}"),
+        n => format!("; {n} more threads are blocked behind {pronoun}"),
     }
 }
 
