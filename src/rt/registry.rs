@@ -164,6 +164,11 @@ pub(crate) fn thread_exit(ctx: &ThreadCtx) {
         );
     }
     rt.threads.remove(&ctx.id());
+    // The last thread that could have helped may be this one: have the graph checked now
+    // rather than at the next watchdog period.
+    if rt.graph.lock().waiting_count() > 0 {
+        super::detect::kick_watchdog();
+    }
 }
 
 /// Tells thread `acquirer` that a Lock it acquired was released by someone else.
