@@ -186,6 +186,15 @@ fn check_long_waits() {
     };
     let threshold_ms = threshold.as_millis() as u64;
     let snapshot = snapshot();
+    // Forget waits that have ended, so the table stays as small as the set of current waits.
+    if let Some(reported) = LONG_REPORTED.lock().as_mut() {
+        let current: HashSet<u64> = snapshot
+            .threads
+            .iter()
+            .filter_map(|t| t.wait.as_ref().map(|w| w.seq))
+            .collect();
+        reported.retain(|seq| current.contains(seq));
+    }
     for thread in &snapshot.threads {
         let Some(wait) = &thread.wait else { continue };
         if wait.since_ms < threshold_ms {
