@@ -432,13 +432,14 @@ fn backtrace_full_also_shows_where_each_held_lock_was_acquired() {
 }
 
 #[test]
-fn deadlock_is_reported_within_a_second() {
-    // Detection itself takes milliseconds (see the benchmarks); the bound only guards against
-    // a regression to watchdog-only detection or a hang.
+fn deadlock_is_reported_by_the_blocking_thread_without_the_watchdog() {
+    // With a watchdog period of 100 s only the blocking thread's own check can report in time.
+    // Detection takes milliseconds (see the benchmarks); the bound leaves room for a debug
+    // build loading its symbols on a loaded machine.
     let run = run_example("mutex_twice", &[("LOCKWATCH_WATCHDOG_MS", "100000")], LIMIT);
     assert_eq!(run.status, Some(86), "stderr:\n{}", run.stderr);
     assert!(
-        run.elapsed < Duration::from_secs(2),
+        run.elapsed < Duration::from_secs(5),
         "took {:?}",
         run.elapsed
     );
