@@ -85,13 +85,31 @@ pub use lockwatch_detector as detector;
 /// Runs a scan now and returns what it finds. Each finding is returned once: a deadlock
 /// already reported (by the runtime or an earlier call) is not returned again. Findings
 /// returned here are not printed and no policy is applied to them.
+///
+/// ```
+/// let m = lockwatch::Mutex::named("healthy", 0);
+/// *m.lock() += 1;
+/// assert!(lockwatch::check().is_empty());
+/// ```
 #[cfg(feature = "detect")]
 pub fn check() -> Vec<Report> {
     rt::check()
 }
 
 /// Calls `handler` with every finding, after it is printed and before the policy applies.
-/// A panic in the handler is caught and ignored.
+/// A panic in the handler is caught and ignored. The handler runs on the thread that found the
+/// problem (possibly the watchdog) while other threads may be frozen: it must not take a lock
+/// the program could be holding.
+///
+/// ```
+/// use lockwatch::{Report, ReportKind};
+/// lockwatch::set_handler(|report: &Report| {
+///     if report.kind() == ReportKind::Deadlock {
+///         // e.g. hand `report.to_json()` to the test harness or a crash reporter
+///         eprintln!("{}", report.to_json());
+///     }
+/// });
+/// ```
 #[cfg(feature = "detect")]
 pub fn set_handler(handler: impl Fn(&Report) + Send + Sync + 'static) {
     rt::set_handler(handler)

@@ -444,3 +444,26 @@ fn deadlock_is_reported_by_the_blocking_thread_without_the_watchdog() {
         run.elapsed
     );
 }
+
+/// Every example is a scenario some test runs: a new example without a test fails here.
+#[test]
+fn every_example_is_exercised_by_a_test() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut tests = String::new();
+    for entry in std::fs::read_dir(root.join("tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            // Whitespace removed, so a call rustfmt split over lines still matches.
+            let text = std::fs::read_to_string(&path).unwrap();
+            tests.extend(text.chars().filter(|c| !c.is_whitespace()));
+        }
+    }
+    for entry in std::fs::read_dir(root.join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(
+            tests.contains(&format!("run_example(\"{name}\"")),
+            "examples/{name}.rs is not run by any test"
+        );
+    }
+}
