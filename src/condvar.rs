@@ -198,7 +198,7 @@ mod detect {
     use super::Condvar;
     use crate::config;
     use crate::core::{Kind, LockCore, Op};
-    use crate::raw::RawMutex;
+    use crate::raw::{Access, RawMutex};
     use crate::rt::{self, Probe, Waiting};
     use std::panic::Location;
     use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -293,6 +293,8 @@ mod detect {
         state: &'a CondvarState,
         /// The notification count when this wait began.
         seen: u64,
+        /// The mutex the waiter re-acquires once notified.
+        mutex: rt::LockProbe<'a, RawMutex>,
     }
 
     impl Probe for CondvarProbe<'_> {
@@ -316,6 +318,11 @@ mod detect {
         }
         fn owner(&self) -> Option<(u64, Option<&'static Location<'static>>)> {
             None
+        }
+        fn then(&self) -> Option<&dyn Probe> {
+            // Once notified, the waiter is only as free as the mutex it must take back: a
+            // notifier that keeps the mutex and then waits for the waiter deadlocks.
+            Some(&self.mutex)
         }
     }
 
@@ -368,26 +375,36 @@ mod detect {
         };
         let grace_end = started + rt::GRACE;
         let first_until = deadline.map_or(grace_end, |d| d.min(grace_end));
-        if !slice_wait(first_until, &mut timed_out) {
-            let registered = rt::with_ctx(|ctx| {
-                let probe = CondvarProbe { state, seen };
-                let waiting =
-                    Waiting::register(ctx, &probe, Op::Wait, site, started, deadline.is_some());
-                waiting.block_scanned_elsewhere(deadline, |slice| {
-                    slice_wait(Instant::now() + slice, &mut timed_out)
-                })
-            });
-            match registered {
-                Some(ended) => timed_out |= !ended,
-                // The thread's locals are gone (a wait in a thread-local destructor): wait
-                // untracked, still in slices.
-                None => loop {
-                    let until = Instant::now() + rt::GRACE * 100;
-                    if slice_wait(deadline.map_or(until, |d| d.min(until)), &mut timed_out) {
-                        break;
-                    }
-                },
+        let registered = rt::with_ctx(|ctx| {
+            let probe = CondvarProbe {
+                state,
+                seen,
+                mutex: rt::LockProbe::new(mutex, Access::Exclusive),
+            };
+            // Registered before the first slice, unlike a lock's wait: a notified waiter
+            // re-takes the mutex inside parking_lot, where it can block for good before any
+            // slice ends. The backtrace waits for the grace period, as elsewhere.
+            let timed = deadline.is_some();
+            let waiting =
+                Waiting::register_without_backtrace(ctx, &probe, Op::Wait, site, started, timed);
+            if slice_wait(first_until, &mut timed_out) {
+                return true;
             }
+            waiting.capture_backtrace();
+            waiting.block_scanned_elsewhere(deadline, |slice| {
+                slice_wait(Instant::now() + slice, &mut timed_out)
+            })
+        });
+        match registered {
+            Some(ended) => timed_out |= !ended,
+            // The thread's locals are gone (a wait in a thread-local destructor): wait
+            // untracked, still in slices.
+            None => loop {
+                let until = Instant::now() + rt::GRACE * 100;
+                if slice_wait(deadline.map_or(until, |d| d.min(until)), &mut timed_out) {
+                    break;
+                }
+            },
         }
         timed_out
     }

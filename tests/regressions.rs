@@ -4,50 +4,67 @@ use lockwatch::{Condvar, Mutex};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+/// Deadlock reports naming a resource `name`, collected by one handler shared by every test here (the
+/// handler is process-wide and tests run in parallel), polled until `deadline` passes.
+#[cfg(feature = "detect")]
+fn reports_naming(name: &str, wait: Duration) -> Vec<lockwatch::Report> {
+    use std::sync::OnceLock;
+    static SEEN: std::sync::Mutex<Vec<lockwatch::Report>> = std::sync::Mutex::new(Vec::new());
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| lockwatch::set_handler(|r| SEEN.lock().unwrap().push(r.clone())));
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let found: Vec<_> = SEEN
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.kind() == lockwatch::ReportKind::Deadlock)
+            .filter(|r| r.resources.iter().any(|x| x.name.as_deref() == Some(name)))
+            .cloned()
+            .collect();
+        if !found.is_empty() || std::time::Instant::now() >= deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A Condvar wait that unwinds (here: parking_lot refuses a second mutex on one condvar) used
 /// to drop a temporary parking_lot guard *and* the caller's guard: the mutex was unlocked
 /// twice, and two threads could then hold it at once.
 #[test]
 fn condvar_wait_that_panics_unlocks_the_mutex_once() {
     let cv = Arc::new(Condvar::new());
-    let first = Arc::new(Mutex::new(()));
-    let second = Arc::new(Mutex::new(0u32));
+    let mutexes = [Arc::new(Mutex::new(0u32)), Arc::new(Mutex::new(0u32))];
     let (parked_tx, parked_rx) = mpsc::channel();
-    let waiter = {
-        let (cv, first) = (cv.clone(), first.clone());
-        std::thread::spawn(move || {
-            let mut g = first.lock();
-            parked_tx.send(()).unwrap();
-            // Ends with the notification below; bounded so a regression cannot hang.
-            let _ = cv.wait_for(&mut g, Duration::from_secs(10));
+    // Two waiters on one condvar with two different mutexes: parking_lot panics in whichever
+    // parks second (a sliced wait can make that either of them).
+    let waiters: Vec<_> = mutexes
+        .iter()
+        .map(|m| {
+            let (cv, m, parked_tx) = (cv.clone(), m.clone(), parked_tx.clone());
+            std::thread::spawn(move || {
+                let mut g = m.lock();
+                parked_tx.send(()).unwrap();
+                // Bounded, so a regression cannot hang the test.
+                let _ = cv.wait_for(&mut g, Duration::from_secs(2));
+            })
         })
-    };
+        .collect();
     parked_rx.recv().unwrap();
-    // Let the first waiter park on the condvar with `first`.
-    std::thread::sleep(Duration::from_millis(50));
-    let misuse = {
-        let (cv, second) = (cv.clone(), second.clone());
-        std::thread::spawn(move || {
-            let mut g = second.lock();
-            let _ = cv.wait_for(&mut g, Duration::from_secs(10));
-        })
-    };
-    let outcome = misuse.join();
-    cv.notify_all();
-    waiter.join().unwrap();
-    if outcome.is_ok() {
-        // parking_lot accepted the second mutex (the first waiter had already left): nothing
-        // unwound, nothing to check.
-        return;
+    parked_rx.recv().unwrap();
+    let outcomes: Vec<_> = waiters.into_iter().map(|w| w.join()).collect();
+    // Whatever unwound released its mutex exactly once: both are free now, and a fresh hold
+    // excludes another.
+    for m in &mutexes {
+        let held = m
+            .try_lock_for(Duration::from_secs(5))
+            .expect("the mutex is free");
+        assert!(m.try_lock().is_none(), "a mutex was unlocked twice");
+        drop(held);
+        assert!(!m.is_locked());
     }
-    // The unwind released `second` exactly once: it is free now, and a fresh hold excludes
-    // another.
-    let held = second
-        .try_lock_for(Duration::from_secs(5))
-        .expect("`second` is free");
-    assert!(second.try_lock().is_none(), "`second` was unlocked twice");
-    drop(held);
-    assert!(!second.is_locked());
+    let _ = outcomes;
 }
 
 /// Two threads deadlock; a third then blocks behind them. It used to be reported as a second,
@@ -57,17 +74,7 @@ fn condvar_wait_that_panics_unlocks_the_mutex_once() {
 fn a_thread_blocking_behind_a_reported_deadlock_does_not_report_it_again() {
     use lockwatch::ReportKind;
     use std::sync::Barrier;
-    let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
-    lockwatch::set_handler(move |r| {
-        if r.kind() == ReportKind::Deadlock
-            && r.resources
-                .iter()
-                .any(|x| x.name.as_deref() == Some("again A"))
-        {
-            let _ = tx.lock().unwrap().send(r.summary.clone());
-        }
-    });
+    reports_naming("again A", Duration::ZERO);
     let a = Arc::new(Mutex::named("again A", ()));
     let b = Arc::new(Mutex::named("again B", ()));
     let both = Arc::new(Barrier::new(2));
@@ -80,12 +87,49 @@ fn a_thread_blocking_behind_a_reported_deadlock_does_not_report_it_again() {
             let _s = second.lock();
         });
     }
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("the deadlock is reported");
+    let first = reports_naming("again A", Duration::from_secs(10));
+    assert_eq!(first.len(), 1, "the deadlock is reported once: {first:#?}");
+    assert_eq!(first[0].kind(), ReportKind::Deadlock);
     let behind = a.clone();
     std::thread::spawn(move || drop(behind.lock()));
-    assert!(
-        rx.recv_timeout(Duration::from_millis(500)).is_err(),
-        "reported a second time"
-    );
+    std::thread::sleep(Duration::from_millis(500));
+    let all = reports_naming("again A", Duration::ZERO);
+    assert_eq!(all.len(), 1, "reported a second time: {all:#?}");
+}
+
+/// A notifier that keeps the mutex and then joins the waiter it notified: the waiter can never
+/// re-take the mutex. It used to count as able to run because a notification was pending.
+#[cfg(feature = "detect")]
+#[test]
+fn notifier_that_keeps_the_mutex_and_joins_the_notified_waiter_is_a_deadlock() {
+    use lockwatch::ReportKind;
+    reports_naming("kept mutex", Duration::ZERO);
+    // Runs on its own thread, which stays deadlocked; the test thread only watches.
+    std::thread::spawn(|| {
+        let pair = Arc::new((Mutex::named("kept mutex", false), Condvar::named("kept cv")));
+        let (waiting_tx, waiting_rx) = mpsc::channel();
+        let waiter = {
+            let pair = pair.clone();
+            lockwatch::thread::Builder::new()
+                .name("notified".into())
+                .spawn(move || {
+                    let mut ready = pair.0.lock();
+                    waiting_tx.send(()).unwrap();
+                    while !*ready {
+                        pair.1.wait(&mut ready);
+                    }
+                })
+                .unwrap()
+        };
+        waiting_rx.recv().unwrap();
+        let mut ready = pair.0.lock(); // only free once the waiter is inside `wait`
+        *ready = true;
+        pair.1.notify_one();
+        let _ = waiter.join(); // still holding the mutex: the waiter can never return
+        drop(ready);
+    });
+    let reports = reports_naming("kept mutex", Duration::from_secs(10));
+    let report = reports.first().expect("the deadlock is reported");
+    assert_eq!(report.kind(), ReportKind::Deadlock, "{report}");
+    assert_eq!(report.cycle.len(), 2, "{report}");
 }

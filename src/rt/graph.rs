@@ -36,6 +36,19 @@ pub(crate) trait Probe: Sync {
     fn joined_thread(&self) -> Option<u64> {
         None
     }
+    /// What the wait needs once this resource is available, if anything: a Condvar waiter
+    /// that has been notified still has to re-acquire its mutex.
+    fn then(&self) -> Option<&dyn Probe> {
+        None
+    }
+}
+
+/// The resource a wait needs now: the next step's once this one is available.
+fn effective(probe: &dyn Probe) -> &dyn Probe {
+    match probe.then() {
+        Some(next) if probe.available() => next,
+        _ => probe,
+    }
 }
 
 /// A pointer to the probe of a registered wait.
@@ -141,6 +154,14 @@ impl LiveGraph {
 
 static NEXT_WAIT_SEQ: AtomicU64 = AtomicU64::new(1);
 
+/// This thread's stack, unresolved, unless `LOCKWATCH_BACKTRACE=off`.
+fn capture_backtrace() -> Option<Backtrace> {
+    match config::current().read().backtrace {
+        BacktraceMode::Off => None,
+        _ => Some(Backtrace::new_unresolved()),
+    }
+}
+
 /// A registered wait; dropping it removes the wait from the graph.
 pub(crate) struct Waiting<'a> {
     ctx: &'a ThreadCtx,
@@ -158,12 +179,48 @@ impl<'a> Waiting<'a> {
         started: Instant,
         timed: bool,
     ) -> Waiting<'a> {
+        Waiting::register_with(ctx, probe, op, site, started, timed, capture_backtrace())
+    }
+
+    /// As [`Waiting::register`], deferring the backtrace to [`Waiting::capture_backtrace`]:
+    /// for a wait registered before its grace period is over.
+    pub(crate) fn register_without_backtrace(
+        ctx: &'a ThreadCtx,
+        probe: &'a (dyn Probe + 'a),
+        op: Op,
+        site: &'static Location<'static>,
+        started: Instant,
+        timed: bool,
+    ) -> Waiting<'a> {
+        Waiting::register_with(ctx, probe, op, site, started, timed, None)
+    }
+
+    /// Adds the backtrace to a wait registered without one.
+    pub(crate) fn capture_backtrace(&self) {
+        let Some(backtrace) = capture_backtrace() else {
+            return;
+        };
+        let mut graph = registry::runtime().graph.lock();
+        if let Some(&edge) = graph.waits.get(&self.ctx.id()) {
+            if let Some(record) = graph.graph.edge_weight_mut(edge) {
+                if record.seq == self.seq {
+                    record.backtrace = Some(backtrace);
+                }
+            }
+        }
+    }
+
+    fn register_with(
+        ctx: &'a ThreadCtx,
+        probe: &'a (dyn Probe + 'a),
+        op: Op,
+        site: &'static Location<'static>,
+        started: Instant,
+        timed: bool,
+        backtrace: Option<Backtrace>,
+    ) -> Waiting<'a> {
         ctx.collect_foreign_releases();
         let seq = NEXT_WAIT_SEQ.fetch_add(1, Ordering::Relaxed);
-        let backtrace = match config::current().read().backtrace {
-            BacktraceMode::Off => None,
-            _ => Some(Backtrace::new_unresolved()),
-        };
         let holds = ctx
             .held
             .borrow()
@@ -354,7 +411,7 @@ pub(crate) fn snapshot() -> Snapshot {
     {
         let graph = rt.graph.lock();
         for record in graph.waits() {
-            let probe = record.probe.get();
+            let probe = effective(record.probe.get());
             let rid = probe.resource_id();
             if let std::collections::hash_map::Entry::Vacant(e) = resource_index.entry(rid) {
                 e.insert(snapshot.resources.len());

@@ -436,9 +436,15 @@ fn spin_try(mut attempt: impl FnMut() -> bool) -> bool {
 }
 
 /// What the wait-for graph may ask of a lock while a thread waits for it.
-struct LockProbe<'a, R> {
+pub(crate) struct LockProbe<'a, R> {
     core: &'a LockCore<R>,
     access: Access,
+}
+
+impl<'a, R> LockProbe<'a, R> {
+    pub(crate) fn new(core: &'a LockCore<R>, access: Access) -> Self {
+        LockProbe { core, access }
+    }
 }
 
 impl<R: RawLock> Probe for LockProbe<'_, R> {
