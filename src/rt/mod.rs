@@ -373,7 +373,6 @@ fn acquire_contended<R: RawLock>(
     site: &'static Location<'static>,
 ) -> bool {
     let meta = core.meta();
-    let started = Instant::now();
     let deadline = match mode {
         Mode::Until(deadline) => Some(deadline),
         _ => None,
@@ -383,12 +382,17 @@ fn acquire_contended<R: RawLock>(
     // So a writer never waits in timed slices: it spins briefly, then parks for good (or for
     // its whole timeout).
     let task_fair_writer = meta.kind == Kind::RwLock && access == Access::Exclusive;
-    if !waits_on_itself(meta, ctx, access) {
-        let got = if task_fair_writer {
-            spin_try(|| core.raw().try_acquire(access))
+    let waited_quietly = if waits_on_itself(meta, ctx, access) {
+        Duration::ZERO
+    } else {
+        // No clock read before this: the common contended acquisition ends in here.
+        let (got, quiet) = if task_fair_writer {
+            (spin_try(|| core.raw().try_acquire(access)), Duration::ZERO)
         } else {
-            let grace = deadline.map_or(GRACE, |d| GRACE.min(d.saturating_duration_since(started)));
-            core.raw().acquire_for(access, grace)
+            let grace = deadline.map_or(GRACE, |d| {
+                GRACE.min(d.saturating_duration_since(Instant::now()))
+            });
+            (core.raw().acquire_for(access, grace), grace)
         };
         if got {
             acquired(meta, ctx, op, access, site);
@@ -397,7 +401,12 @@ fn acquire_contended<R: RawLock>(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
-    }
+        quiet
+    };
+    // The wait began about a grace period ago.
+    let started = Instant::now()
+        .checked_sub(waited_quietly)
+        .unwrap_or_else(Instant::now);
     let probe = LockProbe { core, access };
     let waiting = Waiting::register(ctx, &probe, op, site, started, deadline.is_some());
     let got = if task_fair_writer {
