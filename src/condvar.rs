@@ -278,7 +278,7 @@ mod detect {
     struct Restore<'a> {
         state: &'a CondvarState,
         meta: &'a rt::Meta,
-        suspended: Option<rt::Held>,
+        suspended: Option<rt::Suspended>,
         site: &'static Location<'static>,
     }
 

@@ -128,12 +128,9 @@ fn parse_millis(v: &str) -> Option<u64> {
     v.parse::<u64>().ok()
 }
 
+/// An empty value means unset, as shells often export it.
 fn parse_path(v: &str) -> Option<Option<PathBuf>> {
-    if v.is_empty() {
-        None
-    } else {
-        Some(Some(PathBuf::from(v)))
-    }
+    Some((!v.is_empty()).then(|| PathBuf::from(v)))
 }
 
 impl Config {

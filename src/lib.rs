@@ -75,11 +75,9 @@ pub use mutex::{Mutex, MutexGuard};
 pub use reentrant::{ReentrantMutex, ReentrantMutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-#[cfg(feature = "detect")]
 pub use lockwatch_detector::{Report, ReportKind};
 
 /// The report model and its renderers, re-exported from `lockwatch-detector`.
-#[cfg(feature = "detect")]
 pub use lockwatch_detector as detector;
 
 /// Runs a scan now and returns what it finds. Each finding is returned once: a deadlock
@@ -91,9 +89,13 @@ pub use lockwatch_detector as detector;
 /// *m.lock() += 1;
 /// assert!(lockwatch::check().is_empty());
 /// ```
-#[cfg(feature = "detect")]
+///
+/// Without feature `detect` nothing is tracked and this returns nothing.
 pub fn check() -> Vec<Report> {
-    rt::check()
+    #[cfg(feature = "detect")]
+    return rt::check();
+    #[cfg(not(feature = "detect"))]
+    Vec::new()
 }
 
 /// Calls `handler` with every finding, after it is printed and before the policy applies.
@@ -110,9 +112,13 @@ pub fn check() -> Vec<Report> {
 ///     }
 /// });
 /// ```
-#[cfg(feature = "detect")]
+///
+/// Without feature `detect` there are no findings and the handler is never called.
 pub fn set_handler(handler: impl Fn(&Report) + Send + Sync + 'static) {
-    rt::set_handler(handler)
+    #[cfg(feature = "detect")]
+    rt::set_handler(handler);
+    #[cfg(not(feature = "detect"))]
+    drop(handler);
 }
 
 /// Introspection for tests and tools: sizes of the runtime's tables.

@@ -290,6 +290,7 @@ pub(crate) fn ensure_watchdog() {
 }
 
 fn watchdog_main() {
+    registry::mark_internal();
     // Counted from inside the thread, so the OS already counts it: the count of unknown
     // threads can only be overestimated, never underestimated.
     registry::runtime()
@@ -300,6 +301,7 @@ fn watchdog_main() {
     let warm_up = std::thread::Builder::new()
         .name("lockwatch-symbols".into())
         .spawn(|| {
+            registry::mark_internal();
             let internal = &registry::runtime().internal_threads;
             internal.fetch_add(1, Ordering::Relaxed);
             let _ = std::panic::catch_unwind(super::trace::warm_up);

@@ -245,8 +245,10 @@ impl<'a> Waiting<'a> {
             holds,
         };
         let resource = record.probe.get().resource_id();
-        registry::runtime().graph.lock().insert(resource, record);
+        // Before the insert: nothing between the insert and the guard's creation may unwind,
+        // or the graph would keep a pointer to a probe that is gone.
         detect::ensure_watchdog();
+        registry::runtime().graph.lock().insert(resource, record);
         Waiting { ctx, seq, timed }
     }
 
@@ -452,8 +454,12 @@ pub(crate) fn snapshot() -> Snapshot {
     }
     let mut live = 0usize;
     for entry in rt.threads.iter() {
-        live += 1;
         let record = entry.value();
+        if record.internal {
+            // Counted in `internal_threads` already, and never a helper of user threads.
+            continue;
+        }
+        live += 1;
         if waiting.contains(&record.id) {
             continue;
         }

@@ -544,11 +544,25 @@ pub(crate) fn on_release(meta: &Meta, access: Access) {
     match found {
         Some(Some(true)) => meta.mark_in_order_graph(),
         Some(Some(false)) => {}
-        // Not in this thread's record (or this thread's locals are gone, at its exit): the
-        // acquirer's record, live or exited, must forget it.
-        Some(None) | None => {
+        // Not in this thread's record: the acquirer's record, live or exited, must forget it.
+        // Its entry may have been a source of ordering edges: have the lock leave the order
+        // graph when dropped (harmless if it never entered it).
+        Some(None) => {
             if acquirer != 0 && access == Access::Exclusive {
+                meta.mark_in_order_graph();
                 registry::send_foreign_release(acquirer, id);
+            }
+        }
+        // This thread's locals are gone (a guard dropped by a later thread-local destructor):
+        // its exited record, if it has one, must forget the hold.
+        None => {
+            let holder = if access == Access::Exclusive && acquirer != 0 {
+                acquirer
+            } else {
+                registry::own_id()
+            };
+            if holder != 0 {
+                registry::send_foreign_release(holder, id);
             }
         }
     }
@@ -570,19 +584,45 @@ pub(crate) fn on_reentry(meta: &Meta, delta: i32) {
 
 /// A condition-variable wait releases the mutex: its hold leaves the thread's record until
 /// [`resume_hold`] puts it back.
-pub(crate) fn suspend_hold(meta: &Meta) -> Option<Held> {
+pub(crate) fn suspend_hold(meta: &Meta) -> Option<Suspended> {
     let id = meta.id.load(Ordering::Relaxed);
     if id == 0 {
         return None;
     }
     meta.owner.store(0, Ordering::Relaxed);
-    with_ctx(|ctx| ctx.remove_held(id)).flatten()
+    with_ctx(|ctx| {
+        let acquired_at = ctx.acquired_at(id);
+        ctx.remove_held(id)
+            .map(|held| Suspended { held, acquired_at })
+    })
+    .flatten()
+}
+
+/// A hold taken off the thread's record for the length of a condition-variable wait.
+pub(crate) struct Suspended {
+    held: Held,
+    /// Where it was first acquired (`LOCKWATCH_BACKTRACE=full`), kept across the wait.
+    acquired_at: Option<Backtrace>,
 }
 
 /// The mutex was re-acquired at `site` after a condition-variable wait.
-pub(crate) fn resume_hold(meta: &Meta, held: Option<Held>, site: &'static Location<'static>) {
-    let Some(mut held) = held else { return };
+pub(crate) fn resume_hold(
+    meta: &Meta,
+    suspended: Option<Suspended>,
+    site: &'static Location<'static>,
+) {
+    let Some(Suspended {
+        mut held,
+        acquired_at,
+    }) = suspended
+    else {
+        return;
+    };
     with_ctx(|ctx| {
+        if let Some(backtrace) = acquired_at {
+            ctx.has_acquired_at.set(true);
+            ctx.acquired_at.borrow_mut().push((held.id, backtrace));
+        }
         meta.owner.store(ctx.id(), Ordering::Relaxed);
         meta.site.store(
             site as *const Location<'static> as *mut _,

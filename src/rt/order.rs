@@ -11,6 +11,8 @@ use super::registry;
 use super::report::{self, Emitted};
 use super::{graph, Held, Meta, ThreadCtx};
 use crate::config::{self, LockOrder};
+use crate::core::Kind;
+use crate::raw::Access;
 use backtrace::Backtrace;
 use dashmap::DashMap;
 use lockwatch_detector::order::{LockInfo, OrderEdge, OrderGraph};
@@ -149,7 +151,13 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
     let mut reports: Vec<Report> = Vec::new();
     {
         let mut held = ctx.held.borrow_mut();
-        let held_ids: Vec<u64> = held.iter().map(|h| h.id).collect();
+        // Only an exclusive hold of an owned lock keeps two paths apart: two threads can both
+        // hold a read lock, and any thread may release a Lock.
+        let gate_ids: Vec<u64> = held
+            .iter()
+            .filter(|h| h.access == Access::Exclusive && h.kind != Kind::Lock)
+            .map(|h| h.id)
+            .collect();
         let mut here: Option<Vec<lockwatch_detector::Frame>> = None;
         for index in 0..held.len() {
             let from = held[index].id;
@@ -160,7 +168,7 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
             if held[..index].iter().any(|h| h.id == from) {
                 continue;
             }
-            let mut gates: Vec<u64> = held_ids
+            let mut gates: Vec<u64> = gate_ids
                 .iter()
                 .copied()
                 .filter(|&g| g != from && g != to)

@@ -15,6 +15,9 @@ use std::sync::{Arc, OnceLock};
 pub(crate) struct ThreadRecord {
     pub(crate) id: u64,
     pub(crate) name: Option<Arc<str>>,
+    /// One of lockwatch's own threads (the watchdog, running a user handler that takes a
+    /// lock): never counted as a thread that could help a user thread.
+    pub(crate) internal: bool,
     /// Ownerless locks this thread acquired and another thread released.
     mail: Mutex<Vec<u64>>,
     has_mail: AtomicBool,
@@ -30,6 +33,7 @@ impl ThreadRecord {
         ThreadRecord {
             id,
             name,
+            internal: INTERNAL.with(std::cell::Cell::get),
             mail: Mutex::new(Vec::new()),
             has_mail: AtomicBool::new(false),
             verdict: Mutex::new(None),
@@ -126,9 +130,29 @@ pub(crate) fn runtime() -> &'static Runtime {
     })
 }
 
+thread_local! {
+    /// Set on lockwatch's own threads before they touch anything.
+    static INTERNAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The runtime id of this thread, kept where no destructor can take it away: a lock
+    /// released after the thread's context is gone can still be struck from its record.
+    static OWN_ID: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as one of lockwatch's own.
+pub(crate) fn mark_internal() {
+    INTERNAL.with(|i| i.set(true));
+}
+
+/// The runtime id this thread had, even after its context was destroyed (0 if it never had
+/// one).
+pub(crate) fn own_id() -> u64 {
+    OWN_ID.with(std::cell::Cell::get)
+}
+
 /// Registers the current thread on its first tracked operation.
 pub(crate) fn register_current() -> ThreadCtx {
     let id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
+    OWN_ID.with(|c| c.set(id));
     let name = std::thread::current().name().map(Arc::from);
     let record = Arc::new(ThreadRecord::new(id, name));
     runtime().threads.insert(id, record.clone());
@@ -145,6 +169,7 @@ pub(crate) fn preregister_thread(name: Option<Arc<str>>) -> Arc<ThreadRecord> {
 
 /// Called first thing on a thread started by `thread::spawn`.
 pub(crate) fn adopt_thread(record: Arc<ThreadRecord>) {
+    OWN_ID.with(|c| c.set(record.id));
     super::install_ctx(ThreadCtx::new(record));
 }
 
@@ -164,6 +189,18 @@ pub(crate) fn thread_exit(ctx: &ThreadCtx) {
         );
     }
     rt.threads.remove(&ctx.id());
+    // A release sent between the copy above and the removal went to the mailbox: apply it to
+    // the exited record (later ones find that record directly).
+    let late = ctx.record.take_mail();
+    if !late.is_empty() {
+        let mut exited = rt.exited.lock();
+        if let Some(gone) = exited.get_mut(&ctx.id()) {
+            gone.holds.retain(|h| !late.contains(&h.id));
+            if gone.holds.is_empty() {
+                exited.remove(&ctx.id());
+            }
+        }
+    }
     // The last thread that could have helped may be this one: have the graph checked now
     // rather than at the next watchdog period.
     if rt.graph.lock().waiting_count() > 0 {

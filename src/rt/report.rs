@@ -21,7 +21,9 @@ static REPORT_SEQ: AtomicU64 = AtomicU64::new(1);
 static OUTPUT: Mutex<()> = Mutex::new(());
 
 pub(crate) fn set_handler(handler: impl Fn(&Report) + Send + Sync + 'static) {
-    *HANDLER.write() = Some(Arc::new(handler));
+    // The old handler is dropped after the lock is released: its destructor may do anything.
+    let old = HANDLER.write().replace(Arc::new(handler));
+    drop(old);
 }
 
 pub(crate) fn now_ms() -> u64 {
