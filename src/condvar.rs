@@ -211,8 +211,8 @@ mod detect {
         created_at: &'static Location<'static>,
         /// Notifications sent, so a wait cut into slices never misses one sent between them.
         notifications: AtomicU64,
-        /// Threads woken by a notification that have not returned yet: while any is pending,
-        /// a waiter is not stuck.
+        /// Threads woken by a notification that have not returned yet: what `notify_one` must
+        /// not count again as waiting to be woken.
         pending: AtomicI64,
         /// Threads inside `wait`, parked or between two slices of it: what `notify_one` and
         /// `notify_all` report, as if the wait were one uninterrupted park.
@@ -258,6 +258,9 @@ mod detect {
         /// woke, or, if more, those inside `wait` (a waiter between slices sees the changed
         /// notification count and returns).
         pub(super) fn after_notify(&self, woken: usize, all: bool) -> usize {
+            // Counted again after parking_lot woke someone: a waiter that read the count
+            // between the first increment and its own parking was woken without seeing it.
+            self.notifications.fetch_add(1, Ordering::SeqCst);
             let inside = self.waiters.load(Ordering::SeqCst);
             // Only tracked waiters ever take a pending wakeup back.
             let tracked_woken = woken.min(inside);
@@ -311,10 +314,9 @@ mod detect {
             self.state.created_at
         }
         fn available(&self) -> bool {
-            // A woken waiter has yet to return, or a notification since this wait began will
-            // end it at its next slice.
-            self.state.pending.load(Ordering::SeqCst) > 0
-                || self.state.notifications.load(Ordering::SeqCst) != self.seen
+            // A notification since this wait began: the waiter was woken, or it returns at its
+            // next slice. Either way it only needs its mutex now (see `then`).
+            self.state.notifications.load(Ordering::SeqCst) != self.seen
         }
         fn owner(&self) -> Option<(u64, Option<&'static Location<'static>>)> {
             None
