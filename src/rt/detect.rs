@@ -134,6 +134,25 @@ fn confirmed_findings() -> Option<(Snapshot, Vec<Confirmed>)> {
     }
 }
 
+/// The thread that panics under policy `panic`: the one whose wait closed the cycle, unless it
+/// cannot take a verdict (an RwLock writer parks in one piece); then another thread of the
+/// finding that can. The scanning thread itself can always panic.
+fn panic_target(snapshot: &Snapshot, finding: &Finding, current: u64) -> (u64, u64) {
+    let candidates = std::iter::once(finding.closing_thread)
+        .chain(finding.cycle.iter().map(|e| e.thread))
+        .chain(finding.threads.iter().copied());
+    for thread in candidates {
+        let seq = wait_seq(snapshot, thread);
+        if thread == current || graph::takes_verdicts(thread, seq) {
+            return (thread, seq);
+        }
+    }
+    (
+        finding.closing_thread,
+        wait_seq(snapshot, finding.closing_thread),
+    )
+}
+
 /// The sequence number of `thread`'s wait in `snapshot` (0 if it is not waiting).
 fn wait_seq(snapshot: &Snapshot, thread: u64) -> u64 {
     snapshot
@@ -168,12 +187,13 @@ fn report_confirmed(current: u64) {
         if !claim(identity) {
             continue;
         }
+        let (panicking, seq) = panic_target(&snapshot, finding, current);
         let report = build(snapshot.clone(), finding);
         report::emit(
             report,
             Emitted::Stuck {
-                closing_thread: finding.closing_thread,
-                closing_seq: wait_seq(&snapshot, finding.closing_thread),
+                closing_thread: panicking,
+                closing_seq: seq,
                 current,
             },
         );

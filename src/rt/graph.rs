@@ -82,6 +82,8 @@ pub(crate) struct WaitRecord {
     pub(crate) site: &'static Location<'static>,
     pub(crate) started: Instant,
     pub(crate) timed: bool,
+    /// The waiter wakes between slices and can take a verdict (policy `panic`).
+    pub(crate) takes_verdicts: bool,
     pub(crate) backtrace: Option<Backtrace>,
     pub(crate) holds: Vec<HeldCopy>,
 }
@@ -135,6 +137,13 @@ impl LiveGraph {
                 self.resources.remove(&id);
             }
         }
+    }
+
+    fn wait_of_mut(&mut self, thread: u64, seq: u64) -> Option<&mut WaitRecord> {
+        let edge = *self.waits.get(&thread)?;
+        self.graph
+            .edge_weight_mut(edge)
+            .filter(|record| record.seq == seq)
     }
 
     pub(crate) fn wait_of(&self, thread: u64) -> Option<&WaitRecord> {
@@ -241,6 +250,7 @@ impl<'a> Waiting<'a> {
             site,
             started,
             timed,
+            takes_verdicts: true,
             backtrace,
             holds,
         };
@@ -311,6 +321,13 @@ impl Waiting<'_> {
     /// Blocks in one uninterrupted `attempt` (after checking the graph, if untimed). A verdict
     /// posted meanwhile cannot be taken: used only where waking up would change semantics.
     pub(crate) fn block_whole(&self, attempt: impl FnOnce() -> bool) -> bool {
+        if let Some(record) = registry::runtime()
+            .graph
+            .lock()
+            .wait_of_mut(self.ctx.id(), self.seq)
+        {
+            record.takes_verdicts = false;
+        }
         if !self.timed {
             detect::scan_blocked(self.ctx.id());
         }
@@ -545,6 +562,14 @@ pub(crate) fn complete_for_report(snapshot: &mut Snapshot, threads: &[u64]) {
             }
         }
     }
+}
+
+/// Whether `thread`, in its wait `seq`, wakes between slices to take a verdict.
+pub(crate) fn takes_verdicts(thread: u64, seq: u64) -> bool {
+    let graph = registry::runtime().graph.lock();
+    graph
+        .wait_of(thread)
+        .is_some_and(|w| w.seq == seq && w.takes_verdicts)
 }
 
 /// The exclusive holder of the resource `thread` waits for, for a long-wait report.
