@@ -135,6 +135,11 @@ pub mod introspect {
         crate::rt::order_graph_size()
     }
 
+    /// (sources, edges) in the shared table of known ordering edges.
+    pub fn known_edges_size() -> (usize, usize) {
+        crate::rt::known_edges_size()
+    }
+
     /// Writes the lock-order graph to `LOCKWATCH_ORDER_GRAPH` now (it is also written at exit).
     pub fn write_order_graph() {
         crate::rt::write_order_graph()

@@ -258,12 +258,18 @@ fn dropped_locks_leave_the_order_graph() {
     install_collector();
     let outer = Mutex::named("cleanup/outer", ());
     let (nodes_before, edges_before) = lockwatch::introspect::order_graph_size();
+    let (_, known_before) = lockwatch::introspect::known_edges_size();
     for _ in 0..100_000 {
         let inner = Mutex::new(());
         let _o = outer.lock();
         let _i = inner.lock();
     }
     let (nodes_after, edges_after) = lockwatch::introspect::order_graph_size();
+    let (_, known_after) = lockwatch::introspect::known_edges_size();
+    assert!(
+        known_after <= known_before + 50,
+        "known edges grew from {known_before} to {known_after}"
+    );
     // Other tests may add nodes concurrently: the growth must be far below one per lock.
     assert!(
         nodes_after <= nodes_before + 50 && edges_after <= edges_before + 50,

@@ -13,7 +13,7 @@ mod trace;
 
 pub(crate) use detect::check;
 pub(crate) use graph::{Probe, Waiting};
-pub(crate) use order::{graph_size as order_graph_size, write_order_graph};
+pub(crate) use order::{graph_size as order_graph_size, known_edges_size, write_order_graph};
 pub(crate) use registry::{
     adopt_thread, forget_thread, live_thread_count, preregister_thread, ThreadRecord,
 };

@@ -268,6 +268,13 @@ pub(crate) fn remove_lock(id: u64) {
     }
 }
 
+/// Entries in the shared tables of known edges: (sources with entries, edges recorded).
+pub(crate) fn known_edges_size() -> (usize, usize) {
+    let state = state();
+    let edges = state.known.iter().map(|e| e.value().len()).sum();
+    (state.known.len(), edges)
+}
+
 /// The number of locks in the order graph (tests check it returns to empty).
 pub(crate) fn graph_size() -> (usize, usize) {
     let graph = state().graph.lock();
