@@ -150,6 +150,57 @@ macro_rules! compare {
     }};
 }
 
+/// Two threads handing a turn back and forth through a mutex and a condition variable: the
+/// cost of a wait that really parks, per hand-off.
+fn condvar_ping_pong(c: &mut Criterion) {
+    macro_rules! ping_pong {
+        ($mutex:ty, $condvar:ty, $lock:ident) => {
+            |b: &mut criterion::Bencher<'_>| {
+                b.iter_custom(|iters| {
+                    let state = Arc::new((<$mutex>::new(0u64), <$condvar>::new()));
+                    let other = {
+                        let state = state.clone();
+                        std::thread::spawn(move || {
+                            let (turn, changed) = &*state;
+                            for i in 0..iters {
+                                let mut t = turn.$lock();
+                                while *t != 2 * i + 1 {
+                                    changed.wait(&mut t);
+                                }
+                                *t += 1;
+                                changed.notify_one();
+                            }
+                        })
+                    };
+                    let began = Instant::now();
+                    let (turn, changed) = &*state;
+                    for i in 0..iters {
+                        let mut t = turn.$lock();
+                        while *t != 2 * i {
+                            changed.wait(&mut t);
+                        }
+                        *t += 1;
+                        changed.notify_one();
+                    }
+                    other.join().unwrap();
+                    began.elapsed()
+                })
+            }
+        };
+    }
+    let mut group = c.benchmark_group("condvar ping-pong (per hand-off)");
+    group.bench_function(
+        "parking_lot",
+        ping_pong!(parking_lot::Mutex<u64>, parking_lot::Condvar, lock),
+    );
+    set_detection(true);
+    group.bench_function(
+        <lockwatch::Mutex<u64> as BenchMutex>::NAME,
+        ping_pong!(lockwatch::Mutex<u64>, lockwatch::Condvar, lock),
+    );
+    group.finish();
+}
+
 fn primitives(c: &mut Criterion) {
     compare!(c, "uncontended lock+unlock", uncontended);
     compare!(c, "nested pair", nested_pair);
@@ -301,6 +352,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = primitives, detection_benches
+    targets = primitives, condvar_ping_pong, detection_benches
 }
 criterion_main!(benches);

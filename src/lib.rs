@@ -29,7 +29,7 @@
 //! An uncontended acquisition tries the raw parking_lot lock, stores the owner and the call
 //! site in the lock and pushes an entry on a thread-local stack: no global lock, no allocation.
 //! Nested acquisitions look their ordering edge up in a per-thread cache. Only an acquisition
-//! that waits longer than a millisecond registers in the global graph and captures a backtrace,
+//! that waits longer than 10 ms registers in the global graph and captures a backtrace,
 //! unresolved; symbols are resolved only when a report is written. The README's Performance
 //! section has the measured ratios against parking_lot and std.
 //!

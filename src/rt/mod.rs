@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 /// How long an acquisition waits quietly before it registers in the global graph. Ordinary
 /// contention ends well within it, so it never pays for the graph or a backtrace.
-pub(crate) const GRACE: Duration = Duration::from_millis(1);
+pub(crate) const GRACE: Duration = Duration::from_millis(10);
 
 static NEXT_RESOURCE_ID: AtomicU64 = AtomicU64::new(1);
 
