@@ -421,3 +421,18 @@ fn lock_released_on_behalf_of_others_leaves_no_stale_ordering() {
         inversions("handoff/")
     );
 }
+
+/// `M`, then `A`, then a wait on `M`'s condvar: `M` is re-taken while `A` is held, the reverse
+/// of the first nesting.
+#[test]
+fn condvar_reacquire_under_another_lock_is_an_ordering() {
+    install_collector();
+    let m = Mutex::named("cvorder/m", ());
+    let a = Mutex::named("cvorder/a", ());
+    let cv = lockwatch::Condvar::new();
+    let mut g = m.lock();
+    let _a = a.lock(); // edge m -> a
+    let _ = cv.wait_for(&mut g, Duration::from_millis(1)); // re-takes m holding a: a -> m
+    let found = inversions("cvorder/");
+    assert_eq!(found.len(), 1, "{found:#?}");
+}

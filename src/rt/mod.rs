@@ -630,5 +630,13 @@ pub(crate) fn resume_hold(
         );
         held.site = site;
         ctx.push_held(held);
+        // Taking the mutex back while holding locks acquired during the wait is an ordering
+        // like any other (M, then A, then wait: A is held when M is re-taken). Not while
+        // unwinding: a report must not turn one panic into two.
+        if config::lock_order_enabled() && !std::thread::panicking() && ctx.held.borrow().len() > 1
+        {
+            ctx.collect_foreign_releases();
+            order::note_acquire(ctx, meta, site);
+        }
     });
 }
