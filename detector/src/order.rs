@@ -72,7 +72,7 @@ use crate::model::{
     resource_label, thread_label, CycleEdge, Frame, Hold, Location, Op, Report, ReportKind,
     ResourceKind, ResourceReport, ThreadReport, ThreadState, SCHEMA,
 };
-use crate::reduce::join_and;
+use crate::reduce::order_help;
 
 /// The schema identifier of [`OrderGraph::to_json`].
 pub const ORDER_SCHEMA: &str = "lockwatch.order/v1";
@@ -413,19 +413,7 @@ impl OrderGraph {
         order.sort_unstable();
         order.dedup();
         let labels: Vec<String> = order.iter().map(|&id| label(id)).collect();
-        let mut help = Vec::new();
-        match labels.len() {
-            0 | 1 => {}
-            2 => help.push(format!(
-                "acquire {} before {} on every path",
-                labels[0], labels[1]
-            )),
-            _ => help.push(format!(
-                "acquire {} in one order on every path, e.g. {}",
-                join_and(&labels),
-                labels.join(" before ")
-            )),
-        }
+        let mut help: Vec<String> = order_help(&labels).into_iter().collect();
         let rank = |id: u64| order.iter().position(|&o| o == id);
         for &(a, b) in cycle {
             if rank(a) <= rank(b) {

@@ -1209,18 +1209,7 @@ impl Text<'_> {
             .iter()
             .map(|&r| format!("`{}`", self.label(r)))
             .collect();
-        match labels.len() {
-            0 | 1 => {}
-            2 => help.push(format!(
-                "acquire {} before {} on every path",
-                labels[0], labels[1]
-            )),
-            _ => help.push(format!(
-                "acquire {} in one order on every path: {}",
-                join_and(&labels),
-                labels.join(" before ")
-            )),
-        }
+        help.extend(order_help(&labels));
     }
 
     fn stall(&self, f: &Finding) -> (String, Vec<String>) {
@@ -1303,6 +1292,23 @@ fn behind_suffix(extra: usize, in_front: usize) -> String {
         0 => String::new(),
         1 => format!("; 1 more thread is blocked behind {pronoun}"),
         n => format!("; {n} more threads are blocked behind {pronoun}"),
+    }
+}
+
+/// The order to adopt for locks taken in opposite orders, labels in that order: "acquire `A`
+/// before `B` on every path" (nothing for fewer than two locks).
+pub(crate) fn order_help(labels: &[String]) -> Option<String> {
+    match labels.len() {
+        0 | 1 => None,
+        2 => Some(format!(
+            "acquire {} before {} on every path",
+            labels[0], labels[1]
+        )),
+        _ => Some(format!(
+            "acquire {} in one order on every path: {}",
+            join_and(labels),
+            labels.join(" before ")
+        )),
     }
 }
 

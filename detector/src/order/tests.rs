@@ -411,7 +411,7 @@ fn inversion_report_of_a_longer_cycle_names_one_order_and_the_edges_against_it()
     );
     assert_eq!(
         r.help[0],
-        "acquire `L1`, `L2` and `L3` in one order on every path, e.g. `L1` before `L2` before `L3`"
+        "acquire `L1`, `L2` and `L3` in one order on every path: `L1` before `L2` before `L3`"
     );
     assert!(r.help[1].starts_with("thread `t1` takes `L1` while holding `L3`"));
     assert_eq!(r.threads.len(), 1);
