@@ -180,15 +180,31 @@ fn scan_watchdog() {
 /// Reports every confirmed finding not reported before; `current` is the scanning thread's
 /// runtime id (0 for the watchdog), which decides who panics under policy `panic`.
 fn report_confirmed(current: u64) {
-    let Some((snapshot, findings)) = confirmed_findings() else {
-        return;
-    };
-    for Confirmed { finding, identity } in &findings {
-        if !claim(identity) {
-            continue;
+    // A bug in the analysis must not become a panic in the user's `lock()`: only the policy's
+    // own panic (in `emit`) may reach the caller.
+    let found = std::panic::catch_unwind(|| {
+        let (snapshot, findings) = confirmed_findings()?;
+        let mut reports = Vec::new();
+        for Confirmed { finding, identity } in &findings {
+            if !claim(identity) {
+                continue;
+            }
+            let (panicking, seq) = panic_target(&snapshot, finding, current);
+            reports.push((build(snapshot.clone(), finding), panicking, seq));
         }
-        let (panicking, seq) = panic_target(&snapshot, finding, current);
-        let report = build(snapshot.clone(), finding);
+        Some(reports)
+    });
+    let mut reports = match found {
+        Ok(Some(reports)) => reports,
+        Ok(None) => return,
+        Err(_) => {
+            eprintln!("lockwatch: internal error: a scan panicked; the program continues");
+            return;
+        }
+    };
+    // A report that makes this very thread panic goes last, so the others are out first.
+    reports.sort_by_key(|&(_, panicking, _)| panicking == current);
+    for (report, panicking, seq) in reports {
         report::emit(
             report,
             Emitted::Stuck {
