@@ -212,16 +212,29 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
                     backtrace,
                 };
                 let from_info = lock_info_of_held(&held[index]);
+                let to_info = lock_info_of(meta);
                 let mut graph = state.graph.lock();
-                let cycles = graph.insert(from_info, lock_info_of(meta), edge);
-                for cycle in cycles {
-                    reports.push(graph.instances.inversion_report(
-                        &cycle,
-                        std::process::id(),
-                        report::now_ms(),
-                    ));
-                }
+                // A bug in the graph code must not become a panic in the user's `lock()`.
+                let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    graph
+                        .insert(from_info, to_info, edge)
+                        .iter()
+                        .map(|cycle| {
+                            graph.instances.inversion_report(
+                                cycle,
+                                std::process::id(),
+                                report::now_ms(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                }));
                 drop(graph);
+                match found {
+                    Ok(found) => reports.extend(found),
+                    Err(_) => {
+                        eprintln!("lockwatch: internal error: the lock-order graph panicked");
+                    }
+                }
                 held[index].in_order_graph = true;
                 meta.mark_in_order_graph();
                 let mut edges = state.known.entry(from).or_default();
