@@ -486,7 +486,7 @@ impl<R: RawLock> Probe for LockProbe<'_, R> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn acquired(
     meta: &Meta,
     ctx: &ThreadCtx,
@@ -521,7 +521,7 @@ fn acquired(
 }
 
 /// Bookkeeping before the raw lock is released.
-#[inline]
+#[inline(always)]
 pub(crate) fn on_release(meta: &Meta, access: Access) {
     let id = meta.id.load(Ordering::Relaxed);
     if id == 0 {
