@@ -387,8 +387,7 @@ mod detect {
             // re-takes the mutex inside parking_lot, where it can block for good before any
             // slice ends. The backtrace waits for the grace period, as elsewhere.
             let timed = deadline.is_some();
-            let waiting =
-                Waiting::register_without_backtrace(ctx, &probe, Op::Wait, site, started, timed);
+            let waiting = Waiting::register(ctx, &probe, Op::Wait, site, started, timed, false);
             if slice_wait(first_until, &mut timed_out) {
                 return true;
             }

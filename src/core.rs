@@ -11,30 +11,9 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The type of a primitive, as reports name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(feature = "detect"), allow(dead_code))]
-pub(crate) enum Kind {
-    Mutex,
-    RwLock,
-    ReentrantMutex,
-    Lock,
-    RLock,
-    Condvar,
-    Thread,
-}
-
-/// What an acquisition or a wait is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(feature = "detect"), allow(dead_code))]
-pub(crate) enum Op {
-    Lock,
-    Read,
-    Write,
-    Acquire,
-    Wait,
-    Join,
-}
+/// The type of a primitive and what an acquisition or a wait is for: the report model's own
+/// enums, so the runtime records exactly what reports say.
+pub(crate) use lockwatch_detector::{Op, ResourceKind as Kind};
 
 /// How long an acquisition may block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

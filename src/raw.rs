@@ -26,6 +26,13 @@ pub(crate) unsafe trait RawLock: Sync {
     unsafe fn release(&self, access: Access);
     /// Whether an acquisition with this access could succeed right now.
     fn is_free_for(&self, access: Access) -> bool;
+
+    /// Whether a timed attempt with this access that expires changes what other threads see
+    /// (so a wait must not be cut into timed slices).
+    #[cfg_attr(not(feature = "detect"), allow(dead_code))]
+    fn timed_attempt_is_visible(&self, _access: Access) -> bool {
+        false
+    }
 }
 
 /// A mutex as `parking_lot::Mutex<()>`, so that `parking_lot::Condvar` can wait on it.
@@ -100,6 +107,12 @@ unsafe impl RawLock for RawRwLock {
                 Access::Shared => self.unlock_shared(),
             }
         }
+    }
+
+    /// A waiting writer of this task-fair lock bars new readers; a timed attempt that expires
+    /// lifts that bar for a moment and lets readers past, which an untimed wait never does.
+    fn timed_attempt_is_visible(&self, access: Access) -> bool {
+        access == Access::Exclusive
     }
 
     #[inline]

@@ -302,8 +302,15 @@ mod detect {
                 completion,
                 tracking,
             };
-            let waiting =
-                Waiting::register(ctx, &probe, Op::Join, site, started, deadline.is_some());
+            let waiting = Waiting::register(
+                ctx,
+                &probe,
+                Op::Join,
+                site,
+                started,
+                deadline.is_some(),
+                true,
+            );
             waiting.block(deadline, |slice: Duration| {
                 completion.wait_until(Some(Instant::now() + slice))
             })

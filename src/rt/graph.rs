@@ -179,7 +179,20 @@ pub(crate) struct Waiting<'a> {
 }
 
 impl<'a> Waiting<'a> {
-    /// Registers that the current thread waits for `probe`'s resource.
+    /// Adds the backtrace to a wait registered without one.
+    pub(crate) fn capture_backtrace(&self) {
+        let Some(backtrace) = capture_backtrace() else {
+            return;
+        };
+        let mut graph = registry::runtime().graph.lock();
+        if let Some(record) = graph.wait_of_mut(self.ctx.id(), self.seq) {
+            record.backtrace = Some(backtrace);
+        }
+    }
+
+    /// Registers that the current thread waits for `probe`'s resource. Without
+    /// `with_backtrace` (a wait registered before its grace period is over) the backtrace
+    /// comes later, from [`Waiting::capture_backtrace`].
     pub(crate) fn register(
         ctx: &'a ThreadCtx,
         probe: &'a (dyn Probe + 'a),
@@ -187,47 +200,13 @@ impl<'a> Waiting<'a> {
         site: &'static Location<'static>,
         started: Instant,
         timed: bool,
+        with_backtrace: bool,
     ) -> Waiting<'a> {
-        Waiting::register_with(ctx, probe, op, site, started, timed, capture_backtrace())
-    }
-
-    /// As [`Waiting::register`], deferring the backtrace to [`Waiting::capture_backtrace`]:
-    /// for a wait registered before its grace period is over.
-    pub(crate) fn register_without_backtrace(
-        ctx: &'a ThreadCtx,
-        probe: &'a (dyn Probe + 'a),
-        op: Op,
-        site: &'static Location<'static>,
-        started: Instant,
-        timed: bool,
-    ) -> Waiting<'a> {
-        Waiting::register_with(ctx, probe, op, site, started, timed, None)
-    }
-
-    /// Adds the backtrace to a wait registered without one.
-    pub(crate) fn capture_backtrace(&self) {
-        let Some(backtrace) = capture_backtrace() else {
-            return;
+        let backtrace = if with_backtrace {
+            capture_backtrace()
+        } else {
+            None
         };
-        let mut graph = registry::runtime().graph.lock();
-        if let Some(&edge) = graph.waits.get(&self.ctx.id()) {
-            if let Some(record) = graph.graph.edge_weight_mut(edge) {
-                if record.seq == self.seq {
-                    record.backtrace = Some(backtrace);
-                }
-            }
-        }
-    }
-
-    fn register_with(
-        ctx: &'a ThreadCtx,
-        probe: &'a (dyn Probe + 'a),
-        op: Op,
-        site: &'static Location<'static>,
-        started: Instant,
-        timed: bool,
-        backtrace: Option<Backtrace>,
-    ) -> Waiting<'a> {
         ctx.collect_foreign_releases();
         let seq = NEXT_WAIT_SEQ.fetch_add(1, Ordering::Relaxed);
         let holds = ctx
@@ -348,35 +327,10 @@ fn location(loc: &'static Location<'static>) -> ReportLocation {
     ReportLocation::from(loc)
 }
 
-pub(crate) fn resource_kind(kind: Kind) -> lockwatch_detector::ResourceKind {
-    use lockwatch_detector::ResourceKind as R;
-    match kind {
-        Kind::Mutex => R::Mutex,
-        Kind::RwLock => R::RwLock,
-        Kind::ReentrantMutex => R::ReentrantMutex,
-        Kind::Lock => R::Lock,
-        Kind::RLock => R::RLock,
-        Kind::Condvar => R::Condvar,
-        Kind::Thread => R::Thread,
-    }
-}
-
-pub(crate) fn report_op(op: Op) -> lockwatch_detector::Op {
-    use lockwatch_detector::Op as O;
-    match op {
-        Op::Lock => O::Lock,
-        Op::Read => O::Read,
-        Op::Write => O::Write,
-        Op::Acquire => O::Acquire,
-        Op::Wait => O::Wait,
-        Op::Join => O::Join,
-    }
-}
-
 fn hold_snap(h: &HeldCopy) -> HoldSnap {
     HoldSnap {
         resource: h.id,
-        op: report_op(h.op),
+        op: h.op,
         count: h.count,
         location: location(h.site),
         backtrace: Vec::new(),
@@ -395,6 +349,8 @@ fn releasers(probe: &dyn Probe) -> Releasers {
             Some(t) => Releasers::Thread(t),
             None => Releasers::Anyone,
         },
+        Kind::Semaphore | Kind::BoundedSemaphore => Releasers::HoldersOrAnyone,
+        Kind::Condition | Kind::Event | Kind::Barrier | Kind::Task => Releasers::Anyone,
     }
 }
 
@@ -403,7 +359,7 @@ fn releasers(probe: &dyn Probe) -> Releasers {
 fn held_resource(h: &HeldCopy) -> ResourceSnap {
     ResourceSnap {
         id: h.id,
-        kind: resource_kind(h.kind),
+        kind: h.kind,
         name: registry::runtime()
             .names
             .get(&h.id)
@@ -436,7 +392,7 @@ pub(crate) fn snapshot() -> Snapshot {
                 e.insert(snapshot.resources.len());
                 snapshot.resources.push(ResourceSnap {
                     id: rid,
-                    kind: resource_kind(probe.kind()),
+                    kind: probe.kind(),
                     name: probe.name().map(|n| n.to_string()),
                     created_at: location(probe.created_at()),
                     releasers: releasers(probe),
@@ -459,7 +415,7 @@ pub(crate) fn snapshot() -> Snapshot {
                 },
                 wait: Some(WaitSnap {
                     resource: rid,
-                    op: report_op(record.op),
+                    op: record.op,
                     location: location(record.site),
                     since_ms: now.saturating_duration_since(record.started).as_millis() as u64,
                     seq: record.seq,

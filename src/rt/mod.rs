@@ -153,7 +153,6 @@ pub(crate) struct Held {
     pub(crate) id: u64,
     pub(crate) kind: Kind,
     pub(crate) op: Op,
-    pub(crate) access: Access,
     /// Reentrant depth.
     pub(crate) count: u32,
     /// Where the hold began.
@@ -162,6 +161,18 @@ pub(crate) struct Held {
     /// Set when an ordering edge from this lock reached the global lock-order graph, so the
     /// lock is flagged for removal from it when released.
     pub(crate) in_order_graph: bool,
+}
+
+impl Held {
+    /// The side of the lock this hold takes: only a read is shared.
+    #[inline]
+    pub(crate) fn access(&self) -> Access {
+        if self.op == Op::Read {
+            Access::Shared
+        } else {
+            Access::Exclusive
+        }
+    }
 }
 
 /// A set fingerprint of held lock ids: a sum of mixed ids, so it is independent of order and
@@ -338,7 +349,7 @@ pub(crate) fn acquire<R: RawLock>(
         Mode::Try => false,
         _ => {
             // Most contention ends within a few spins; only then is the clock read.
-            if spin_briefly(|| core.raw().try_acquire(access)) {
+            if retry(|| core.raw().try_acquire(access), 4, 0) {
                 acquired(meta, ctx, op, access, site);
                 return true;
             }
@@ -347,13 +358,17 @@ pub(crate) fn acquire<R: RawLock>(
     }
 }
 
-/// A few quick retries with pause hints before the slow path reads the clock: most
-/// contention on a short critical section ends within them.
+/// Retries `attempt` after pauses that double up to eight spin hints (`spins` rounds), then
+/// after yielding the processor (`yields` rounds).
 #[inline]
-fn spin_briefly(mut attempt: impl FnMut() -> bool) -> bool {
-    for round in 0..4 {
-        for _ in 0..(1 << round) {
-            std::hint::spin_loop();
+fn retry(mut attempt: impl FnMut() -> bool, spins: u32, yields: u32) -> bool {
+    for round in 0..spins + yields {
+        if round < spins {
+            for _ in 0..(1u32 << round.min(3)) {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
         }
         if attempt() {
             return true;
@@ -377,17 +392,20 @@ fn acquire_contended<R: RawLock>(
         Mode::Until(deadline) => Some(deadline),
         _ => None,
     };
-    // A waiting writer of a task-fair RwLock bars new readers; a timed attempt that expires
-    // lifts that bar for a moment and lets readers past, which plain parking_lot would not.
-    // So a writer never waits in timed slices: it spins briefly, then parks for good (or for
-    // its whole timeout).
-    let task_fair_writer = meta.kind == Kind::RwLock && access == Access::Exclusive;
+    // Where an expiring timed attempt would show (an RwLock writer lets readers past), the
+    // wait is never cut into timed slices: it spins briefly, then parks for good (or for its
+    // whole timeout).
+    let whole_wait = core.raw().timed_attempt_is_visible(access);
     let waited_quietly = if waits_on_itself(meta, ctx, access) {
         Duration::ZERO
     } else {
         // No clock read before this: the common contended acquisition ends in here.
-        let (got, quiet) = if task_fair_writer {
-            (spin_try(|| core.raw().try_acquire(access)), Duration::ZERO)
+        let (got, quiet) = if whole_wait {
+            // About as long as a short critical section.
+            (
+                retry(|| core.raw().try_acquire(access), 16, 48),
+                Duration::ZERO,
+            )
         } else {
             let grace = deadline.map_or(GRACE, |d| {
                 GRACE.min(d.saturating_duration_since(Instant::now()))
@@ -408,8 +426,8 @@ fn acquire_contended<R: RawLock>(
         .checked_sub(waited_quietly)
         .unwrap_or_else(Instant::now);
     let probe = LockProbe { core, access };
-    let waiting = Waiting::register(ctx, &probe, op, site, started, deadline.is_some());
-    let got = if task_fair_writer {
+    let waiting = Waiting::register(ctx, &probe, op, site, started, deadline.is_some(), true);
+    let got = if whole_wait {
         waiting.block_whole(|| match deadline {
             Some(d) => core
                 .raw()
@@ -427,21 +445,6 @@ fn acquire_contended<R: RawLock>(
         acquired(meta, ctx, op, access, site);
     }
     got
-}
-
-/// Tries a few times, yielding in between, for about as long as a short critical section.
-fn spin_try(mut attempt: impl FnMut() -> bool) -> bool {
-    for round in 0..64 {
-        if attempt() {
-            return true;
-        }
-        if round < 16 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
-    }
-    false
 }
 
 /// What the wait-for graph may ask of a lock while a thread waits for it.
@@ -512,7 +515,6 @@ fn acquired(
         id,
         kind: meta.kind,
         op,
-        access,
         count: 1,
         site,
         created_at: meta.created_at,
@@ -538,7 +540,7 @@ pub(crate) fn on_release(meta: &Meta, access: Access) {
             // entry to drop is the acquirer's, even if this thread holds a stale one itself.
             return None;
         }
-        ctx.remove_held_where(|h| h.id == id && h.access == access)
+        ctx.remove_held_where(|h| h.id == id && h.access() == access)
             .map(|entry| entry.in_order_graph)
     });
     match found {

@@ -9,7 +9,7 @@
 
 use super::registry;
 use super::report::{self, Emitted};
-use super::{graph, Held, Meta, ThreadCtx};
+use super::{Held, Meta, ThreadCtx};
 use crate::config::{self, LockOrder};
 use crate::core::Kind;
 use crate::raw::Access;
@@ -124,7 +124,7 @@ pub(crate) fn note_acquire(ctx: &ThreadCtx, meta: &Meta, site: &'static Location
 fn lock_info_of_held(h: &Held) -> LockInfo {
     LockInfo {
         id: h.id,
-        kind: graph::resource_kind(h.kind),
+        kind: h.kind,
         name: registry::runtime()
             .names
             .get(&h.id)
@@ -136,7 +136,7 @@ fn lock_info_of_held(h: &Held) -> LockInfo {
 fn lock_info_of(meta: &Meta) -> LockInfo {
     LockInfo {
         id: meta.id(),
-        kind: graph::resource_kind(meta.kind()),
+        kind: meta.kind(),
         name: meta.name().map(|n| n.to_string()),
         created_at: meta.created_at().into(),
     }
@@ -155,7 +155,7 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
         // hold a read lock, and any thread may release a Lock.
         let gate_ids: Vec<u64> = held
             .iter()
-            .filter(|h| h.access == Access::Exclusive && h.kind != Kind::Lock)
+            .filter(|h| h.access() == Access::Exclusive && h.kind != Kind::Lock)
             .map(|h| h.id)
             .collect();
         let mut here: Option<Vec<lockwatch_detector::Frame>> = None;
