@@ -1,5 +1,7 @@
 //! Regression tests, each named after what broke.
 
+mod support;
+
 use lockwatch::{Condvar, Mutex};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -73,20 +75,10 @@ fn condvar_wait_that_panics_unlocks_the_mutex_once() {
 #[test]
 fn a_thread_blocking_behind_a_reported_deadlock_does_not_report_it_again() {
     use lockwatch::ReportKind;
-    use std::sync::Barrier;
     reports_naming("again A", Duration::ZERO);
     let a = Arc::new(Mutex::named("again A", ()));
     let b = Arc::new(Mutex::named("again B", ()));
-    let both = Arc::new(Barrier::new(2));
-    for (first, second) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
-        let both = both.clone();
-        // Left deadlocked on purpose; the test process ends with them.
-        std::thread::spawn(move || {
-            let _f = first.lock();
-            both.wait();
-            let _s = second.lock();
-        });
-    }
+    support::spawn_abba_deadlock(&a, &b);
     let first = reports_naming("again A", Duration::from_secs(10));
     assert_eq!(first.len(), 1, "the deadlock is reported once: {first:#?}");
     assert_eq!(first[0].kind(), ReportKind::Deadlock);

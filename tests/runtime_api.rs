@@ -2,6 +2,8 @@
 //! function, because the settings are process-wide.
 #![cfg(feature = "detect")]
 
+mod support;
+
 use lockwatch::{Config, Mutex, OnDeadlock, Report, ReportKind};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
@@ -75,16 +77,7 @@ fn config_handler_check_and_long_waits() {
     // return it again.
     let a = Arc::new(Mutex::named("api A", ()));
     let b = Arc::new(Mutex::named("api B", ()));
-    let both = Arc::new(Barrier::new(2));
-    for (first, second) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
-        let both = both.clone();
-        // Left deadlocked on purpose: the process ends with the test binary.
-        std::thread::spawn(move || {
-            let _f = first.lock();
-            both.wait();
-            let _s = second.lock();
-        });
-    }
+    support::spawn_abba_deadlock(&a, &b);
     let deadlock = loop {
         let r = rx
             .recv_timeout(Duration::from_secs(5))

@@ -58,3 +58,21 @@ pub(crate) fn assert_nothing_yet<T>(rx: &mpsc::Receiver<T>, what: &str) {
         Err(RecvTimeoutError::Disconnected) => panic!("{what}: the other side is gone"),
     }
 }
+
+/// Two threads that take `a` then `b` and `b` then `a`, each holding its first lock before
+/// asking for the second: a deadlock for sure. The threads are left deadlocked on purpose; the
+/// test process ends with them.
+pub(crate) fn spawn_abba_deadlock(
+    a: &std::sync::Arc<lockwatch::Mutex<()>>,
+    b: &std::sync::Arc<lockwatch::Mutex<()>>,
+) {
+    let both = std::sync::Arc::new(std::sync::Barrier::new(2));
+    for (first, second) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
+        let both = both.clone();
+        std::thread::spawn(move || {
+            let _first = first.lock();
+            both.wait();
+            let _second = second.lock();
+        });
+    }
+}
