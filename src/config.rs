@@ -274,7 +274,7 @@ pub(crate) fn current() -> &'static parking_lot::RwLock<Config> {
     })
 }
 
-#[inline]
+#[inline(always)]
 fn flags() -> u8 {
     let f = FLAGS.load(Ordering::Relaxed);
     if f == FLAGS_UNINIT {
@@ -288,6 +288,33 @@ fn flags() -> u8 {
 fn init_flags() -> u8 {
     current();
     FLAGS.load(Ordering::Relaxed)
+}
+
+/// The settings the fast path needs, read once per acquisition.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "detect"), allow(dead_code))]
+pub(crate) struct Tracking(u8);
+
+#[cfg_attr(not(feature = "detect"), allow(dead_code))]
+impl Tracking {
+    #[inline(always)]
+    pub(crate) fn lock_order(self) -> bool {
+        self.0 & FLAG_ORDER != 0
+    }
+
+    #[inline(always)]
+    pub(crate) fn full_backtraces(self) -> bool {
+        self.0 & FLAG_FULL_BACKTRACE != 0
+    }
+}
+
+/// The fast-path settings when acquisitions are tracked right now, `None` when they are not:
+/// one relaxed load.
+#[inline(always)]
+#[cfg_attr(not(feature = "detect"), allow(dead_code))]
+pub(crate) fn tracking() -> Option<Tracking> {
+    let flags = flags();
+    (flags & FLAG_ENABLED != 0).then_some(Tracking(flags))
 }
 
 /// Whether acquisitions are tracked right now.

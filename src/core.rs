@@ -78,19 +78,24 @@ impl<R: RawLock> LockCore<R> {
     }
 
     /// Acquires with `access`, blocking according to `mode`. Returns whether it got the lock.
-    #[inline]
+    ///
+    /// Inlined into every call site, like parking_lot's own fast path: what is left of it when
+    /// tracking is on is a few thread-local loads and stores; everything else is out of line.
+    #[inline(always)]
     #[track_caller]
     pub(crate) fn acquire(&self, op: Op, access: Access, mode: Mode) -> bool {
         let site = Location::caller();
         #[cfg(feature = "detect")]
-        if crate::config::enabled() {
-            if let Some(got) =
-                crate::rt::with_ctx(|ctx| crate::rt::acquire(self, ctx, op, access, mode, site))
-            {
-                return got;
-            }
+        if let Some(tracking) = crate::config::tracking() {
+            return crate::rt::acquire(self, tracking, op, access, mode, site);
         }
         let _ = (op, site);
+        self.acquire_untracked(access, mode)
+    }
+
+    /// Acquires without any bookkeeping: tracking is off, or this thread's state is gone.
+    #[inline(always)]
+    pub(crate) fn acquire_untracked(&self, access: Access, mode: Mode) -> bool {
         match mode {
             Mode::Blocking => {
                 self.raw.acquire(access);
@@ -107,7 +112,7 @@ impl<R: RawLock> LockCore<R> {
     ///
     /// # Safety
     /// The lock is held with this access (by this thread, or for an ownerless lock by anyone).
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn release(&self, access: Access) {
         #[cfg(feature = "detect")]
         crate::rt::on_release(&self.meta, access);

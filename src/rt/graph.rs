@@ -211,7 +211,7 @@ impl<'a> Waiting<'a> {
         let seq = NEXT_WAIT_SEQ.fetch_add(1, Ordering::Relaxed);
         let holds = ctx
             .held
-            .borrow()
+            .to_vec()
             .iter()
             .map(|h| HeldCopy::of(h, ctx))
             .collect();

@@ -6,6 +6,7 @@
 
 mod detect;
 mod graph;
+mod held;
 mod order;
 mod registry;
 mod report;
@@ -23,6 +24,8 @@ use crate::config;
 use crate::core::{Kind, LockCore, Mode, Op};
 use crate::raw::{Access, RawLock};
 use backtrace::Backtrace;
+pub(crate) use held::Held;
+use held::{mix, HeldStack};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
@@ -148,46 +151,12 @@ fn forget_lock(id: u64, flags: u8) {
     }
 }
 
-/// One lock the current thread holds.
-pub(crate) struct Held {
-    pub(crate) id: u64,
-    pub(crate) kind: Kind,
-    pub(crate) op: Op,
-    /// Reentrant depth.
-    pub(crate) count: u32,
-    /// Where the hold began.
-    pub(crate) site: &'static Location<'static>,
-    pub(crate) created_at: &'static Location<'static>,
-    /// Set when an ordering edge from this lock reached the global lock-order graph, so the
-    /// lock is flagged for removal from it when released.
-    pub(crate) in_order_graph: bool,
-}
-
-impl Held {
-    /// The side of the lock this hold takes: only a read is shared.
-    #[inline]
-    pub(crate) fn access(&self) -> Access {
-        if self.op == Op::Read {
-            Access::Shared
-        } else {
-            Access::Exclusive
-        }
-    }
-}
-
-/// A set fingerprint of held lock ids: a sum of mixed ids, so it is independent of order and
-/// a lock held twice (two read locks) does not cancel out.
-#[inline]
-fn mix(id: u64) -> u64 {
-    id.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
-}
-
 /// Per-thread state, reachable only from its own thread.
 pub(crate) struct ThreadCtx {
     /// `record.id`, kept here so the fast path does not follow the `Arc`.
     id: u64,
     pub(crate) record: Arc<ThreadRecord>,
-    pub(crate) held: RefCell<Vec<Held>>,
+    pub(crate) held: HeldStack,
     /// Fingerprint of the held set (see [`mix`]), the key of the lock-order edge cache.
     pub(crate) held_fingerprint: Cell<u64>,
     /// Where each held lock was acquired, with `LOCKWATCH_BACKTRACE=full` only: kept apart so
@@ -203,7 +172,7 @@ impl ThreadCtx {
         ThreadCtx {
             id: record.id,
             record,
-            held: RefCell::new(Vec::with_capacity(16)),
+            held: HeldStack::new(),
             held_fingerprint: Cell::new(0),
             acquired_at: RefCell::new(Vec::new()),
             has_acquired_at: Cell::new(false),
@@ -235,20 +204,10 @@ impl ThreadCtx {
         self.remove_held_where(|h| h.id == id)
     }
 
-    /// Removes the innermost entry matching `matches`: almost always the top of the stack.
-    #[inline(always)]
+    /// Removes the innermost entry matching `matches`.
     fn remove_held_where(&self, matches: impl Fn(&Held) -> bool) -> Option<Held> {
-        let mut held = self.held.borrow_mut();
-        let entry = match held.last() {
-            Some(top) if matches(top) => held.pop()?,
-            _ => {
-                let index = held.iter().rposition(matches)?;
-                held.remove(index)
-            }
-        };
-        drop(held);
-        self.held_fingerprint
-            .set(self.held_fingerprint.get().wrapping_sub(mix(entry.id)));
+        let entry = self.held.remove_innermost(matches)?;
+        self.forget_entry(&entry);
         if self.has_acquired_at.get() {
             let mut traces = self.acquired_at.borrow_mut();
             if let Some(i) = traces.iter().rposition(|(t, _)| *t == entry.id) {
@@ -258,11 +217,32 @@ impl ThreadCtx {
         Some(entry)
     }
 
+    /// Pops the top entry if it is the hold of `id` with `access`: the release fast path,
+    /// which leaves the full-backtrace record to the slow path.
     #[inline(always)]
-    fn push_held(&self, entry: Held) {
+    fn pop_held_if_top(&self, id: u64, access: Access) -> Option<Held> {
+        let entry = self
+            .held
+            .pop_if_top(|top| top.id == id && top.access() == access)?;
+        self.forget_entry(&entry);
+        Some(entry)
+    }
+
+    #[inline(always)]
+    fn forget_entry(&self, entry: &Held) {
         self.held_fingerprint
-            .set(self.held_fingerprint.get().wrapping_add(mix(entry.id)));
-        self.held.borrow_mut().push(entry);
+            .set(self.held_fingerprint.get().wrapping_sub(mix(entry.id)));
+    }
+
+    fn push_held(&self, entry: Held) {
+        self.note_entry(entry.id);
+        self.held.push(entry);
+    }
+
+    #[inline(always)]
+    fn note_entry(&self, id: u64) {
+        self.held_fingerprint
+            .set(self.held_fingerprint.get().wrapping_add(mix(id)));
     }
 
     /// Where the held lock `id` was acquired, if known (`LOCKWATCH_BACKTRACE=full`).
@@ -282,6 +262,8 @@ struct LocalSlot {
 
 impl Drop for LocalSlot {
     fn drop(&mut self) {
+        // From here on the fast path must not reach the context: it is being torn down.
+        CTX.with(|c| c.set(std::ptr::null()));
         if let Some(ctx) = self.ctx.get() {
             registry::thread_exit(ctx);
         }
@@ -290,6 +272,10 @@ impl Drop for LocalSlot {
 
 thread_local! {
     static LOCAL: LocalSlot = const { LocalSlot { ctx: OnceCell::new() } };
+    /// The address of `LOCAL`'s context once it exists, null before and during its teardown.
+    /// A thread-local without a destructor is one load away, where `LOCAL` costs a check of
+    /// its registration state and of the cell: this is what the fast path reads.
+    static CTX: Cell<*const ThreadCtx> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Runs `f` with this thread's state, registering the thread on first use. `None` once the
@@ -297,8 +283,23 @@ thread_local! {
 #[inline]
 pub(crate) fn with_ctx<T>(f: impl FnOnce(&ThreadCtx) -> T) -> Option<T> {
     LOCAL
-        .try_with(|slot| f(slot.ctx.get_or_init(registry::register_current)))
+        .try_with(|slot| {
+            let ctx = slot.ctx.get_or_init(registry::register_current);
+            CTX.with(|c| c.set(ctx));
+            f(ctx)
+        })
         .ok()
+}
+
+/// Runs `f` with this thread's state if it already exists and is not being torn down: the
+/// fast path, which leaves registration to [`with_ctx`] on the slow path.
+#[inline(always)]
+fn with_fast_ctx<T>(f: impl FnOnce(Option<&ThreadCtx>) -> T) -> T {
+    let ptr = CTX.with(|c| c.get());
+    // SAFETY: `CTX` is non-null only while it points at this thread's context inside `LOCAL`,
+    // which stays in place until `LocalSlot::drop` nulls `CTX` before tearing it down. The
+    // reference cannot escape `f`, and `ThreadCtx` is only ever used by its own thread.
+    f(unsafe { ptr.as_ref() })
 }
 
 /// Installs a context made by `thread::spawn` for the thread it starts.
@@ -320,20 +321,80 @@ fn waits_on_itself(meta: &Meta, ctx: &ThreadCtx, access: Access) -> bool {
     if meta.owner() == ctx.id() {
         return true;
     }
-    access == Access::Exclusive && ctx.held.borrow().iter().any(|h| h.id == meta.id())
+    let id = meta.id();
+    access == Access::Exclusive && ctx.held.with(|held| held.iter().any(|h| h.id == id))
 }
 
-/// The tracked acquisition path of every primitive.
+/// The tracked acquisition path of every primitive, inlined into each call site: when the
+/// lock is free and the thread has nothing new to record, it takes the raw lock and pushes the
+/// hold. Anything else (a first use, a new ordering edge, contention, full backtraces) goes
+/// out of line.
 #[inline(always)]
 pub(crate) fn acquire<R: RawLock>(
     core: &LockCore<R>,
-    ctx: &ThreadCtx,
+    tracking: config::Tracking,
     op: Op,
     access: Access,
     mode: Mode,
     site: &'static Location<'static>,
 ) -> bool {
     let meta = core.meta();
+    with_fast_ctx(
+        #[inline(always)]
+        |ctx| {
+            let id = meta.id.load(Ordering::Relaxed);
+            let Some(ctx) = ctx else {
+                return acquire_slow(core, op, access, mode, site);
+            };
+            if id == 0 || tracking.full_backtraces() {
+                return acquire_slow(core, op, access, mode, site);
+            }
+            // The fingerprint is zero exactly when nothing is held (see `note_ordering`).
+            let fingerprint = ctx.held_fingerprint.get();
+            if mode == Mode::Blocking
+                && fingerprint != 0
+                && tracking.lock_order()
+                && (ctx.record.has_mail() || !order::is_known(ctx, fingerprint, id))
+            {
+                return acquire_slow(core, op, access, mode, site);
+            }
+            if core.raw().try_acquire(access) {
+                record_hold(meta, ctx, id, op, access, site);
+                return true;
+            }
+            if mode == Mode::Try {
+                return false;
+            }
+            acquire_after_try(core, ctx, op, access, mode, site)
+        },
+    )
+}
+
+/// The whole tracked acquisition, for whatever the inlined path leaves out.
+#[cold]
+#[inline(never)]
+fn acquire_slow<R: RawLock>(
+    core: &LockCore<R>,
+    op: Op,
+    access: Access,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    match with_ctx(|ctx| {
+        note_ordering(core.meta(), ctx, mode, site);
+        if core.raw().try_acquire(access) {
+            acquired(core.meta(), ctx, op, access, site);
+            return true;
+        }
+        mode != Mode::Try && acquire_after_try(core, ctx, op, access, mode, site)
+    }) {
+        Some(got) => got,
+        None => core.acquire_untracked(access, mode),
+    }
+}
+
+/// Records the ordering edges of a blocking acquisition of `meta` before it can block.
+fn note_ordering(meta: &Meta, ctx: &ThreadCtx, mode: Mode, site: &'static Location<'static>) {
     // The fingerprint is zero exactly when nothing is held (a non-empty set summing to zero
     // is a 2^-64 event, and would only skip recording one ordering).
     if mode == Mode::Blocking && ctx.held_fingerprint.get() != 0 && config::lock_order_enabled() {
@@ -341,21 +402,25 @@ pub(crate) fn acquire<R: RawLock>(
         ctx.collect_foreign_releases();
         order::note_acquire(ctx, meta, site);
     }
-    if core.raw().try_acquire(access) {
-        acquired(meta, ctx, op, access, site);
+}
+
+/// A tracked acquisition whose first attempt failed: spin briefly, then wait.
+#[cold]
+#[inline(never)]
+fn acquire_after_try<R: RawLock>(
+    core: &LockCore<R>,
+    ctx: &ThreadCtx,
+    op: Op,
+    access: Access,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    // Most contention ends within a few spins; only then is the clock read.
+    if retry(|| core.raw().try_acquire(access), 4, 0) {
+        acquired(core.meta(), ctx, op, access, site);
         return true;
     }
-    match mode {
-        Mode::Try => false,
-        _ => {
-            // Most contention ends within a few spins; only then is the clock read.
-            if retry(|| core.raw().try_acquire(access), 4, 0) {
-                acquired(meta, ctx, op, access, site);
-                return true;
-            }
-            acquire_contended(core, ctx, op, access, mode, site)
-        }
-    }
+    acquire_contended(core, ctx, op, access, mode, site)
 }
 
 /// Retries `attempt` after pauses that double up to eight spin hints (`spins` rounds), then
@@ -489,7 +554,7 @@ impl<R: RawLock> Probe for LockProbe<'_, R> {
     }
 }
 
-#[inline(always)]
+/// Records a hold that began at `site`, with everything the settings ask for.
 fn acquired(
     meta: &Meta,
     ctx: &ThreadCtx,
@@ -498,6 +563,26 @@ fn acquired(
     site: &'static Location<'static>,
 ) {
     let id = meta.id();
+    if config::full_backtraces() {
+        ctx.has_acquired_at.set(true);
+        ctx.acquired_at
+            .borrow_mut()
+            .push((id, Backtrace::new_unresolved()));
+    }
+    record_hold(meta, ctx, id, op, access, site);
+}
+
+/// The part of recording a hold that every acquisition does: the owner and the site in the
+/// lock, the entry on the thread's stack.
+#[inline(always)]
+fn record_hold(
+    meta: &Meta,
+    ctx: &ThreadCtx,
+    id: u64,
+    op: Op,
+    access: Access,
+    site: &'static Location<'static>,
+) {
     if access == Access::Exclusive {
         meta.owner.store(ctx.id(), Ordering::Relaxed);
         meta.site.store(
@@ -505,24 +590,23 @@ fn acquired(
             Ordering::Relaxed,
         );
     }
-    if config::full_backtraces() {
-        ctx.has_acquired_at.set(true);
-        ctx.acquired_at
-            .borrow_mut()
-            .push((id, Backtrace::new_unresolved()));
-    }
-    ctx.push_held(Held {
-        id,
-        kind: meta.kind,
-        op,
-        count: 1,
-        site,
-        created_at: meta.created_at,
-        in_order_graph: false,
-    });
+    ctx.note_entry(id);
+    ctx.held.push_with(
+        #[inline(always)]
+        || Held {
+            id,
+            kind: meta.kind,
+            op,
+            count: 1,
+            site,
+            created_at: meta.created_at,
+            in_order_graph: false,
+        },
+    );
 }
 
-/// Bookkeeping before the raw lock is released.
+/// Bookkeeping before the raw lock is released. Inlined: the common release is of the hold on
+/// top of this thread's stack, by the thread that took it.
 #[inline(always)]
 pub(crate) fn on_release(meta: &Meta, access: Access) {
     let id = meta.id.load(Ordering::Relaxed);
@@ -530,6 +614,37 @@ pub(crate) fn on_release(meta: &Meta, access: Access) {
         // Never acquired with tracking on: nothing was recorded.
         return;
     }
+    let done = with_fast_ctx(
+        #[inline(always)]
+        |ctx| {
+            let Some(ctx) = ctx else { return false };
+            if ctx.has_acquired_at.get()
+                || (access == Access::Exclusive && meta.owner.load(Ordering::Relaxed) != ctx.id())
+            {
+                return false;
+            }
+            let Some(entry) = ctx.pop_held_if_top(id, access) else {
+                return false;
+            };
+            if access == Access::Exclusive {
+                meta.owner.store(0, Ordering::Relaxed);
+            }
+            if entry.in_order_graph {
+                meta.mark_in_order_graph();
+            }
+            true
+        },
+    );
+    if !done {
+        on_release_slow(meta, id, access);
+    }
+}
+
+/// Every other release: of a hold below the top, of a Lock by another thread, after the
+/// thread's state is gone.
+#[cold]
+#[inline(never)]
+fn on_release_slow(meta: &Meta, id: u64, access: Access) {
     let acquirer = meta.owner.load(Ordering::Relaxed);
     if access == Access::Exclusive {
         meta.owner.store(0, Ordering::Relaxed);
@@ -578,9 +693,11 @@ pub(crate) fn on_reentry(meta: &Meta, delta: i32) {
         return;
     }
     with_ctx(|ctx| {
-        if let Some(h) = ctx.held.borrow_mut().iter_mut().rev().find(|h| h.id == id) {
-            h.count = h.count.saturating_add_signed(delta).max(1);
-        }
+        ctx.held.with_mut(|held| {
+            if let Some(h) = held.iter_mut().rev().find(|h| h.id == id) {
+                h.count = h.count.saturating_add_signed(delta).max(1);
+            }
+        });
     });
 }
 
@@ -635,8 +752,7 @@ pub(crate) fn resume_hold(
         // Taking the mutex back while holding locks acquired during the wait is an ordering
         // like any other (M, then A, then wait: A is held when M is re-taken). Not while
         // unwinding: a report must not turn one panic into two.
-        if config::lock_order_enabled() && !std::thread::panicking() && ctx.held.borrow().len() > 1
-        {
+        if config::lock_order_enabled() && !std::thread::panicking() && ctx.held.len() > 1 {
             ctx.collect_foreign_releases();
             order::note_acquire(ctx, meta, site);
         }

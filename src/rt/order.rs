@@ -40,13 +40,13 @@ impl EdgeCache {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn slot(fingerprint: u64, to: u64) -> usize {
         let h = fingerprint ^ to.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
         (h >> 56) as usize % CACHE_SLOTS
     }
 
-    #[inline]
+    #[inline(always)]
     fn contains(&self, key: (u64, u64)) -> bool {
         self.slots[Self::slot(key.0, key.1)].get() == key
     }
@@ -110,6 +110,13 @@ fn state() -> &'static OrderState {
     })
 }
 
+/// Whether this thread already recorded every edge of acquiring lock `to` under the held set
+/// `fingerprint`: the lookup the fast path makes for each nested acquisition.
+#[inline(always)]
+pub(crate) fn is_known(ctx: &ThreadCtx, fingerprint: u64, to: u64) -> bool {
+    ctx.edge_cache.contains((fingerprint, to))
+}
+
 /// Called before a blocking acquisition of `meta` by a thread that holds at least one lock.
 #[inline]
 pub(crate) fn note_acquire(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>) {
@@ -150,7 +157,8 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
     let state = state();
     let mut reports: Vec<Report> = Vec::new();
     {
-        let mut held = ctx.held.borrow_mut();
+        // A copy: what follows allocates, captures backtraces and takes the graph's lock.
+        let held = ctx.held.to_vec();
         // Only an exclusive hold of an owned lock keeps two paths apart: two threads can both
         // hold a read lock, and any thread may release a Lock.
         let gate_ids: Vec<u64> = held
@@ -235,7 +243,11 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
                         eprintln!("lockwatch: internal error: the lock-order graph panicked");
                     }
                 }
-                held[index].in_order_graph = true;
+                ctx.held.with_mut(|held| {
+                    if let Some(entry) = held.get_mut(index) {
+                        entry.in_order_graph = true;
+                    }
+                });
                 meta.mark_in_order_graph();
                 let mut edges = state.known.entry(from).or_default();
                 match edges.iter_mut().find(|(target, _)| *target == to) {

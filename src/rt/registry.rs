@@ -177,7 +177,7 @@ pub(crate) fn adopt_thread(record: Arc<ThreadRecord>) {
 pub(crate) fn thread_exit(ctx: &ThreadCtx) {
     ctx.collect_foreign_releases();
     let rt = runtime();
-    let held = ctx.held.borrow();
+    let held = ctx.held.to_vec();
     if !held.is_empty() {
         let holds = held.iter().map(|h| HeldCopy::of(h, ctx)).collect();
         rt.exited.lock().insert(
