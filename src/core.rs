@@ -38,10 +38,13 @@ impl Mode {
     }
 }
 
+/// `repr(C)`: the raw lock comes right after the metadata's hot fields and right before the
+/// data of the primitive that embeds it (see [`crate::rt::Meta`]).
+#[repr(C)]
 pub(crate) struct LockCore<R> {
-    raw: R,
     #[cfg(feature = "detect")]
     meta: crate::rt::Meta,
+    raw: R,
 }
 
 impl<R: RawLock> LockCore<R> {
