@@ -125,3 +125,67 @@ fn notifier_that_keeps_the_mutex_and_joins_the_notified_waiter_is_a_deadlock() {
     assert_eq!(report.kind(), ReportKind::Deadlock, "{report}");
     assert_eq!(report.cycle.len(), 2, "{report}");
 }
+
+/// The held-lock stack is filled in place by the inlined fast path and grows past its initial
+/// room. Holds released out of order must leave exactly the ones still held, and a deadlock
+/// report must list those and no others.
+#[cfg(feature = "detect")]
+#[test]
+fn holds_released_out_of_order_past_the_stack_room_are_reported_exactly() {
+    reports_naming("stack A", Duration::ZERO);
+    let a = Arc::new(Mutex::named("stack A", ()));
+    let b = Arc::new(Mutex::named("stack B", ()));
+    let kept = Arc::new(Mutex::named("stack kept", ()));
+    let both = Arc::new(std::sync::Barrier::new(2));
+    let deep = {
+        let (a, b, kept, both) = (a.clone(), b.clone(), kept.clone(), both.clone());
+        move || {
+            let many: Vec<Mutex<()>> = (0..40).map(|_| Mutex::new(())).collect();
+            let mut guards: Vec<Option<lockwatch::MutexGuard<'_, ()>>> =
+                many.iter().map(|m| Some(m.lock())).collect();
+            let _kept = kept.lock();
+            // Evens oldest first, then odds newest first: each release but the last is of a
+            // hold below the top of the stack.
+            for i in (0..40).step_by(2) {
+                guards[i] = None;
+            }
+            for i in (1..40).step_by(2).rev() {
+                guards[i] = None;
+            }
+            let _a = a.lock();
+            both.wait();
+            let _b = b.lock();
+        }
+    };
+    std::thread::Builder::new()
+        .name("deep".into())
+        .spawn(deep)
+        .unwrap();
+    std::thread::spawn(move || {
+        let _b = b.lock();
+        both.wait();
+        let _a = a.lock();
+    });
+    let found = reports_naming("stack A", Duration::from_secs(10));
+    assert_eq!(found.len(), 1, "one deadlock: {found:#?}");
+    let report = &found[0];
+    let deep = report
+        .threads
+        .iter()
+        .find(|t| t.name.as_deref() == Some("deep"))
+        .expect("thread `deep` is in the report");
+    let mut held: Vec<&str> = deep
+        .holds
+        .iter()
+        .map(|h| {
+            report
+                .resources
+                .iter()
+                .find(|r| r.id == h.resource)
+                .and_then(|r| r.name.as_deref())
+                .unwrap_or("<unnamed>")
+        })
+        .collect();
+    held.sort_unstable();
+    assert_eq!(held, ["stack A", "stack kept"], "{report}");
+}
