@@ -159,7 +159,8 @@ fn forget_lock(id: u64, flags: u8) {
 
 /// Per-thread state, reachable only from its own thread.
 pub(crate) struct ThreadCtx {
-    /// `record.id`, kept here so the fast path does not follow the `Arc`.
+    /// `record.id`, kept here so the fast path does not follow the `Arc` (only a nested blocking
+    /// acquisition does, to check for foreign releases).
     id: u64,
     pub(crate) record: Arc<ThreadRecord>,
     pub(crate) held: HeldStack,
@@ -202,17 +203,12 @@ impl ThreadCtx {
     #[cold]
     fn take_mail(&self) {
         for id in self.record.take_mail() {
-            self.remove_held(id);
+            self.remove_held(id, None);
         }
     }
 
-    fn remove_held(&self, id: u64) -> Option<Held> {
-        self.remove_held_where(|h| h.id == id)
-    }
-
-    /// Removes the innermost entry matching `matches`.
-    fn remove_held_where(&self, matches: impl Fn(&Held) -> bool) -> Option<Held> {
-        let entry = self.held.remove_innermost(matches)?;
+    fn remove_held(&self, id: u64, access: Option<Access>) -> Option<Held> {
+        let entry = self.held.remove_innermost(id, access)?;
         self.forget_entry(&entry);
         if self.has_acquired_at.get() {
             let mut traces = self.acquired_at.borrow_mut();
@@ -227,9 +223,7 @@ impl ThreadCtx {
     /// which leaves the full-backtrace record to the slow path.
     #[inline(always)]
     fn pop_held_if_top(&self, id: u64, access: Access) -> Option<Held> {
-        let entry = self
-            .held
-            .pop_if_top(|top| top.id == id && top.access() == access)?;
+        let entry = self.held.pop_if_top(id, access)?;
         self.forget_entry(&entry);
         Some(entry)
     }
@@ -241,10 +235,13 @@ impl ThreadCtx {
     }
 
     fn push_held(&self, entry: Held) {
-        self.note_entry(entry.id);
+        let id = entry.id;
         self.held.push(entry);
+        self.note_entry(id);
     }
 
+    /// Adds a pushed hold to the fingerprint, after the push: a lock taken by the allocator
+    /// while the stack grows must not be keyed under a set that includes this hold.
     #[inline(always)]
     fn note_entry(&self, id: u64) {
         self.held_fingerprint
@@ -328,7 +325,7 @@ fn waits_on_itself(meta: &Meta, ctx: &ThreadCtx, access: Access) -> bool {
         return true;
     }
     let id = meta.id();
-    access == Access::Exclusive && ctx.held.with(|held| held.iter().any(|h| h.id == id))
+    access == Access::Exclusive && ctx.held.contains(id)
 }
 
 /// The tracked acquisition path of every primitive, inlined into each call site: when the
@@ -596,19 +593,8 @@ fn record_hold(
             Ordering::Relaxed,
         );
     }
+    ctx.held.push_new(id, meta.kind, op, site, meta.created_at);
     ctx.note_entry(id);
-    ctx.held.push_with(
-        #[inline(always)]
-        || Held {
-            id,
-            kind: meta.kind,
-            op,
-            count: 1,
-            site,
-            created_at: meta.created_at,
-            in_order_graph: false,
-        },
-    );
 }
 
 /// Bookkeeping before the raw lock is released. Inlined: the common release is of the hold on
@@ -661,7 +647,7 @@ fn on_release_slow(meta: &Meta, id: u64, access: Access) {
             // entry to drop is the acquirer's, even if this thread holds a stale one itself.
             return None;
         }
-        ctx.remove_held_where(|h| h.id == id && h.access() == access)
+        ctx.remove_held(id, Some(access))
             .map(|entry| entry.in_order_graph)
     });
     match found {
@@ -699,11 +685,7 @@ pub(crate) fn on_reentry(meta: &Meta, delta: i32) {
         return;
     }
     with_ctx(|ctx| {
-        ctx.held.with_mut(|held| {
-            if let Some(h) = held.iter_mut().rev().find(|h| h.id == id) {
-                h.count = h.count.saturating_add_signed(delta).max(1);
-            }
-        });
+        ctx.held.adjust_count(id, delta);
     });
 }
 
@@ -717,7 +699,7 @@ pub(crate) fn suspend_hold(meta: &Meta) -> Option<Suspended> {
     meta.owner.store(0, Ordering::Relaxed);
     with_ctx(|ctx| {
         let acquired_at = ctx.acquired_at(id);
-        ctx.remove_held(id)
+        ctx.remove_held(id, None)
             .map(|held| Suspended { held, acquired_at })
     })
     .flatten()

@@ -243,11 +243,7 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
                         eprintln!("lockwatch: internal error: the lock-order graph panicked");
                     }
                 }
-                ctx.held.with_mut(|held| {
-                    if let Some(entry) = held.get_mut(index) {
-                        entry.in_order_graph = true;
-                    }
-                });
+                ctx.held.mark_in_order_graph(index);
                 meta.mark_in_order_graph();
                 let mut edges = state.known.entry(from).or_default();
                 match edges.iter_mut().find(|(target, _)| *target == to) {
