@@ -327,7 +327,8 @@ fn location(loc: &'static Location<'static>) -> ReportLocation {
     ReportLocation::from(loc)
 }
 
-fn hold_snap(h: &HeldCopy) -> HoldSnap {
+fn hold_snap(copy: &HeldCopy) -> HoldSnap {
+    let h = &copy.held;
     HoldSnap {
         resource: h.id,
         op: h.op,
@@ -356,7 +357,8 @@ fn releasers(probe: &dyn Probe) -> Releasers {
 
 /// A resource only known from a hold: its name comes from the name table, since the lock
 /// itself may be gone.
-fn held_resource(h: &HeldCopy) -> ResourceSnap {
+fn held_resource(copy: &HeldCopy) -> ResourceSnap {
+    let h = &copy.held;
     ResourceSnap {
         id: h.id,
         kind: h.kind,

@@ -368,7 +368,7 @@ pub(crate) fn acquire<R: RawLock>(
             if mode == Mode::Try {
                 return false;
             }
-            acquire_after_try(core, ctx, op, access, mode, site)
+            acquire_contended(core, ctx, op, access, mode, site)
         },
     )
 }
@@ -389,7 +389,7 @@ fn acquire_slow<R: RawLock>(
             acquired(core.meta(), ctx, op, access, site);
             return true;
         }
-        mode != Mode::Try && acquire_after_try(core, ctx, op, access, mode, site)
+        mode != Mode::Try && acquire_contended(core, ctx, op, access, mode, site)
     }) {
         Some(got) => got,
         None => core.acquire_untracked(access, mode),
@@ -405,25 +405,6 @@ fn note_ordering(meta: &Meta, ctx: &ThreadCtx, mode: Mode, site: &'static Locati
         ctx.collect_foreign_releases();
         order::note_acquire(ctx, meta, site);
     }
-}
-
-/// A tracked acquisition whose first attempt failed: spin briefly, then wait.
-#[cold]
-#[inline(never)]
-fn acquire_after_try<R: RawLock>(
-    core: &LockCore<R>,
-    ctx: &ThreadCtx,
-    op: Op,
-    access: Access,
-    mode: Mode,
-    site: &'static Location<'static>,
-) -> bool {
-    // Most contention ends within a few spins; only then is the clock read.
-    if retry(|| core.raw().try_acquire(access), 4, 0) {
-        acquired(core.meta(), ctx, op, access, site);
-        return true;
-    }
-    acquire_contended(core, ctx, op, access, mode, site)
 }
 
 /// Retries `attempt` after pauses that double up to eight spin hints (`spins` rounds), then
@@ -445,6 +426,7 @@ fn retry(mut attempt: impl FnMut() -> bool, spins: u32, yields: u32) -> bool {
     false
 }
 
+/// A tracked acquisition whose first attempt failed: spin briefly, then wait.
 #[cold]
 #[inline(never)]
 fn acquire_contended<R: RawLock>(
@@ -456,6 +438,11 @@ fn acquire_contended<R: RawLock>(
     site: &'static Location<'static>,
 ) -> bool {
     let meta = core.meta();
+    // Most contention ends within a few spins; only then is the clock read.
+    if retry(|| core.raw().try_acquire(access), 4, 0) {
+        acquired(meta, ctx, op, access, site);
+        return true;
+    }
     let deadline = match mode {
         Mode::Until(deadline) => Some(deadline),
         _ => None,

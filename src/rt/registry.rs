@@ -2,12 +2,10 @@
 
 use super::graph::LiveGraph;
 use super::{Held, ThreadCtx};
-use crate::core::{Kind, Op};
 use backtrace::Backtrace;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -78,26 +76,17 @@ pub(crate) struct ExitedThread {
     pub(crate) holds: Vec<HeldCopy>,
 }
 
-/// A copy of a [`Held`] entry that outlives the thread.
+/// A [`Held`] entry copied out of its thread's stack (for a registered wait, or for a thread
+/// that exited), with where it was acquired under `LOCKWATCH_BACKTRACE=full`.
 pub(crate) struct HeldCopy {
-    pub(crate) id: u64,
-    pub(crate) kind: Kind,
-    pub(crate) op: Op,
-    pub(crate) count: u32,
-    pub(crate) site: &'static Location<'static>,
-    pub(crate) created_at: &'static Location<'static>,
+    pub(crate) held: Held,
     pub(crate) backtrace: Option<Backtrace>,
 }
 
 impl HeldCopy {
     pub(crate) fn of(held: &Held, ctx: &ThreadCtx) -> HeldCopy {
         HeldCopy {
-            id: held.id,
-            kind: held.kind,
-            op: held.op,
-            count: held.count,
-            site: held.site,
-            created_at: held.created_at,
+            held: *held,
             backtrace: ctx.acquired_at(held.id),
         }
     }
@@ -195,7 +184,7 @@ pub(crate) fn thread_exit(ctx: &ThreadCtx) {
     if !late.is_empty() {
         let mut exited = rt.exited.lock();
         if let Some(gone) = exited.get_mut(&ctx.id()) {
-            gone.holds.retain(|h| !late.contains(&h.id));
+            gone.holds.retain(|h| !late.contains(&h.held.id));
             if gone.holds.is_empty() {
                 exited.remove(&ctx.id());
             }
@@ -219,7 +208,7 @@ pub(crate) fn send_foreign_release(acquirer: u64, lock_id: u64) {
     // The acquirer has exited: what it held is no longer stuck with it.
     let mut exited = rt.exited.lock();
     if let Some(gone) = exited.get_mut(&acquirer) {
-        gone.holds.retain(|h| h.id != lock_id);
+        gone.holds.retain(|h| h.held.id != lock_id);
         if gone.holds.is_empty() {
             exited.remove(&acquirer);
         }
