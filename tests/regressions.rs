@@ -188,4 +188,17 @@ fn holds_released_out_of_order_past_the_stack_room_are_reported_exactly() {
         .collect();
     held.sort_unstable();
     assert_eq!(held, ["stack A", "stack kept"], "{report}");
+    // The backtrace ends where the thread's own code begins: the user's closure, not the
+    // start-up frames beyond it (which would load the C library's debug info).
+    let functions: Vec<&str> = deep.backtrace.iter().map(|f| f.function.as_str()).collect();
+    assert!(
+        functions.iter().any(|f| f.starts_with("regressions::")),
+        "{functions:?}"
+    );
+    assert!(
+        !functions
+            .iter()
+            .any(|f| f.contains("start_thread") || f.contains("clone")),
+        "{functions:?}"
+    );
 }

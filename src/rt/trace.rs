@@ -1,7 +1,7 @@
 //! Backtraces: captured unresolved on the slow path, resolved only for a report, with
 //! lockwatch's own frames and the standard library's removed.
 
-use backtrace::Backtrace;
+use backtrace::{Backtrace, BacktraceFrame};
 use lockwatch_detector::Frame;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -71,16 +71,31 @@ fn display_path(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// Where a thread's own code begins: the standard library (and the test harness) start every
+/// thread, `main` included, through a function of this name, which Rust's own short
+/// backtraces also stop at.
+fn is_thread_entry(function: &str) -> bool {
+    function.contains("__rust_begin_short_backtrace")
+}
+
 /// Resolves a copy of `backtrace` into report frames, innermost first.
+///
+/// Frames are resolved one at a time and only up to the thread's entry point: the frames
+/// beyond it are the runtime's and the C library's start-up code, and resolving them would
+/// load the C library's debug info (compressed, where it is installed), which took longer than
+/// the whole rest of a first report.
 pub(crate) fn resolve(backtrace: &Backtrace) -> Vec<Frame> {
-    let mut backtrace = backtrace.clone();
-    backtrace.resolve();
+    let captured: Vec<BacktraceFrame> = backtrace.clone().into();
     let mut frames = Vec::new();
-    for frame in backtrace.frames() {
+    for mut frame in captured {
+        frame.resolve();
         for symbol in frame.symbols() {
             let Some(name) = symbol.name() else { continue };
             let name = format!("{name:#}");
             let name = strip_hash(&name);
+            if is_thread_entry(name) {
+                return frames;
+            }
             if hidden(name) {
                 continue;
             }
@@ -95,10 +110,10 @@ pub(crate) fn resolve(backtrace: &Backtrace) -> Vec<Frame> {
     frames
 }
 
-/// Loads debug info ahead of the first report.
+/// Loads the program's debug info ahead of the first report (resolving this thread's own
+/// backtrace reads exactly what a report will need).
 pub(crate) fn warm_up() {
-    let mut bt = Backtrace::new_unresolved();
-    bt.resolve();
+    resolve(&Backtrace::new_unresolved());
 }
 
 #[cfg(test)]
@@ -113,6 +128,17 @@ mod tests {
         assert!(hidden("<F as core::ops::function::FnOnce<()>>::call_once"));
         assert!(!hidden("abba::worker_a"));
         assert!(!hidden("abba::main::{{closure}}"));
+    }
+
+    #[test]
+    fn the_thread_entry_is_recognised() {
+        assert!(is_thread_entry(
+            "std::sys::backtrace::__rust_begin_short_backtrace"
+        ));
+        assert!(is_thread_entry(
+            "test::__rust_begin_short_backtrace::<fn()>"
+        ));
+        assert!(!is_thread_entry("abba::main"));
     }
 
     #[test]
