@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::path::Path;
 
 /// The schema identifier written into every report.
 pub const SCHEMA: &str = "lockwatch.report/v1";
@@ -407,5 +408,98 @@ impl Report {
     /// The resource with this id, if the report involves it.
     pub fn resource(&self, id: u64) -> Option<&ResourceReport> {
         self.resources.iter().find(|r| r.id == id)
+    }
+
+    /// Writes backtrace file paths the way the report's locations are written: as the compiler
+    /// gives them, relative to the directory it ran in.
+    ///
+    /// Debug info names files by absolute path, while `#[track_caller]` locations are relative.
+    /// A frame at the very line of one of the report's locations, whose path ends with that
+    /// location's file, tells the project's root; every frame under a root learned that way is
+    /// then made relative. Frames elsewhere (dependencies, the standard library) keep their
+    /// absolute paths. Unlike stripping the current directory, this does not depend on where
+    /// the program was started.
+    pub fn relativize_frame_paths(&mut self) {
+        let anchors: Vec<(&str, u32)> = self
+            .locations()
+            .into_iter()
+            .filter(|l| !Path::new(&l.file).is_absolute())
+            .map(|l| (l.file.as_str(), l.line))
+            .collect();
+        let mut roots: Vec<String> = Vec::new();
+        for frame in self.frames() {
+            let (Some(file), Some(line)) = (&frame.file, frame.line) else {
+                continue;
+            };
+            for &(relative, anchor_line) in &anchors {
+                let root = file.strip_suffix(relative).filter(|root| {
+                    root.ends_with(std::path::MAIN_SEPARATOR) || root.ends_with('/')
+                });
+                if let Some(root) = root {
+                    if line == anchor_line && !roots.iter().any(|r| r == root) {
+                        roots.push(root.to_owned());
+                    }
+                }
+            }
+        }
+        if roots.is_empty() {
+            return;
+        }
+        // The most specific root first.
+        roots.sort_by_key(|r| std::cmp::Reverse(r.len()));
+        for frame in self.frames_mut() {
+            if let Some(file) = &mut frame.file {
+                if let Some(relative) = roots.iter().find_map(|r| file.strip_prefix(r.as_str())) {
+                    *file = relative.to_owned();
+                }
+            }
+        }
+    }
+
+    fn locations(&self) -> Vec<&Location> {
+        let mut all = Vec::new();
+        for t in &self.threads {
+            all.extend(t.waiting_for.as_ref().map(|w| &w.location));
+            all.extend(t.holds.iter().map(|h| &h.location));
+        }
+        all.extend(self.resources.iter().map(|r| &r.created_at));
+        for edge in &self.cycle {
+            if let CycleEdge::Order {
+                location,
+                from_location,
+                ..
+            } = edge
+            {
+                all.push(location);
+                all.extend(from_location.as_ref());
+            }
+        }
+        all
+    }
+
+    fn frames(&self) -> impl Iterator<Item = &Frame> {
+        let threads = self.threads.iter().flat_map(|t| {
+            t.backtrace
+                .iter()
+                .chain(t.holds.iter().flat_map(|h| &h.backtrace))
+        });
+        let edges = self.cycle.iter().flat_map(|e| match e {
+            CycleEdge::Order { backtrace, .. } => backtrace.as_slice(),
+            CycleEdge::Wait { .. } => &[],
+        });
+        threads.chain(edges)
+    }
+
+    fn frames_mut(&mut self) -> impl Iterator<Item = &mut Frame> {
+        let threads = self.threads.iter_mut().flat_map(|t| {
+            t.backtrace
+                .iter_mut()
+                .chain(t.holds.iter_mut().flat_map(|h| &mut h.backtrace))
+        });
+        let edges = self.cycle.iter_mut().flat_map(|e| match e {
+            CycleEdge::Order { backtrace, .. } => backtrace.as_mut_slice(),
+            CycleEdge::Wait { .. } => &mut [],
+        });
+        threads.chain(edges)
     }
 }

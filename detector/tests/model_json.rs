@@ -236,3 +236,61 @@ fn labels_name_unnamed_resources_and_threads_by_id() {
     assert_eq!(ResourceKind::RwLock.article(), "an");
     assert_eq!(ResourceKind::Semaphore.article(), "a");
 }
+
+/// The SPEC example with its backtrace written as debug info gives it (absolute), plus frames
+/// from another file of the project and from a dependency.
+fn report_with_absolute_frames(root: &str) -> Report {
+    let mut report = Report::from_json(SPEC_EXAMPLE).unwrap();
+    let frame = |function: &str, file: String, line: u32| lockwatch_detector::Frame {
+        function: function.to_owned(),
+        file: Some(file),
+        line: Some(line),
+        column: Some(1),
+    };
+    report.threads[0].backtrace = vec![
+        frame("abba::worker_a", format!("{root}examples/abba.rs"), 21),
+        frame(
+            "abba::helpers::spawn",
+            format!("{root}examples/helpers.rs"),
+            7,
+        ),
+        frame(
+            "dep::run",
+            "/home/u/.cargo/registry/src/index/dep-1.0/examples/abba.rs".to_owned(),
+            3,
+        ),
+    ];
+    report
+}
+
+#[test]
+fn backtrace_paths_become_relative_to_the_root_the_locations_reveal() {
+    for root in ["/work/project/", "/tmp/probe/"] {
+        let mut report = report_with_absolute_frames(root);
+        report.relativize_frame_paths();
+        let files: Vec<&str> = report.threads[0]
+            .backtrace
+            .iter()
+            .map(|f| f.file.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "examples/abba.rs",
+                "examples/helpers.rs",
+                // Same file name, but not at a location's line: a dependency, left absolute.
+                "/home/u/.cargo/registry/src/index/dep-1.0/examples/abba.rs",
+            ],
+            "root {root}"
+        );
+    }
+}
+
+#[test]
+fn backtrace_paths_stay_absolute_without_a_matching_location() {
+    let mut report = report_with_absolute_frames("/work/project/");
+    report.threads[0].backtrace[0].line = Some(99);
+    let before = report.clone();
+    report.relativize_frame_paths();
+    assert_eq!(report, before);
+}

@@ -162,8 +162,12 @@ fn wait_seq(snapshot: &Snapshot, thread: u64) -> u64 {
 }
 
 fn build(mut snapshot: Snapshot, finding: &Finding) -> Report {
+    // The time of detection (the confirming snapshot), not of the report's completion.
+    let detected_at_ms = report::now_ms();
     graph::complete_for_report(&mut snapshot, &finding.threads);
-    reduce::build_report(&snapshot, finding, std::process::id(), report::now_ms())
+    let mut report = reduce::build_report(&snapshot, finding, std::process::id(), detected_at_ms);
+    report.relativize_frame_paths();
+    report
 }
 
 /// Scan triggered by a thread that just registered an untimed wait.
@@ -249,9 +253,13 @@ fn check_long_waits() {
             involved.push(owner);
             mark_owner_hold(&mut snapshot, owner, wait.resource, site);
         }
+        // The time of detection, not of the report's completion: `since_ms` is measured
+        // at the snapshot, and resolving symbols can take a while.
+        let detected_at_ms = report::now_ms();
         graph::complete_for_report(&mut snapshot, &involved);
-        let report =
-            reduce::long_wait_report(&snapshot, thread.id, std::process::id(), report::now_ms());
+        let mut report =
+            reduce::long_wait_report(&snapshot, thread.id, std::process::id(), detected_at_ms);
+        report.relativize_frame_paths();
         report::emit(report, Emitted::Warning);
     }
 }

@@ -260,7 +260,8 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
     }
     ctx.edge_cache.insert((fingerprint, to));
     let mode = config::current().read().lock_order;
-    for report in reports {
+    for mut report in reports {
+        report.relativize_frame_paths();
         let how = match mode {
             LockOrder::Error => Emitted::Inversion { current: ctx.id() },
             _ => Emitted::Warning,

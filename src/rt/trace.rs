@@ -3,8 +3,6 @@
 
 use backtrace::{Backtrace, BacktraceFrame};
 use lockwatch_detector::Frame;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 /// Function-name prefixes of frames that say nothing about the user's program.
 const HIDDEN_PREFIXES: &[&str] = &[
@@ -47,30 +45,6 @@ fn strip_hash(name: &str) -> &str {
     }
 }
 
-fn roots() -> &'static [PathBuf] {
-    static ROOTS: OnceLock<Vec<PathBuf>> = OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let mut roots = Vec::new();
-        if let Ok(dir) = std::env::var("CARGO_MANIFEST_DIR") {
-            roots.push(PathBuf::from(dir));
-        }
-        if let Ok(dir) = std::env::current_dir() {
-            roots.push(dir);
-        }
-        roots
-    })
-}
-
-/// Paths inside the project read as the compiler gives them: relative to the crate root.
-fn display_path(path: &Path) -> String {
-    for root in roots() {
-        if let Ok(relative) = path.strip_prefix(root) {
-            return relative.to_string_lossy().into_owned();
-        }
-    }
-    path.to_string_lossy().into_owned()
-}
-
 /// Where a thread's own code begins: the standard library (and the test harness) start every
 /// thread, `main` included, through a function of this name, which Rust's own short
 /// backtraces also stop at.
@@ -101,7 +75,11 @@ pub(crate) fn resolve(backtrace: &Backtrace) -> Vec<Frame> {
             }
             frames.push(Frame {
                 function: name.to_owned(),
-                file: symbol.filename().map(display_path),
+                // Absolute, as debug info has it: `Report::relativize_frame_paths` writes
+                // it the compiler's way once the report's locations show the project root.
+                file: symbol
+                    .filename()
+                    .map(|path| path.to_string_lossy().into_owned()),
                 line: symbol.lineno(),
                 column: symbol.colno(),
             });
