@@ -139,6 +139,20 @@ fn three_cycle_across_mutex_rwlock_and_lock_built_by_one_thread_is_reported() {
     let found = inversions("tri/");
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(order_edges(&found[0]).len(), 3);
+    // Each lock appears among the thread's holds the way it was held when the next was taken:
+    // the RwLock by a read (its edge to the Lock), not as a plain `lock`.
+    let report = &found[0];
+    let hold_op = |name: &str| {
+        let id = id_of(report, name);
+        report.threads[0]
+            .holds
+            .iter()
+            .find(|h| h.resource == id)
+            .map(|h| h.op)
+    };
+    assert_eq!(hold_op("tri/mutex"), Some(lockwatch::detector::Op::Lock));
+    assert_eq!(hold_op("tri/rwlock"), Some(lockwatch::detector::Op::Read));
+    assert_eq!(hold_op("tri/lock"), Some(lockwatch::detector::Op::Acquire));
 }
 
 #[test]
@@ -316,6 +330,17 @@ fn lock_order_error_is_handled_like_a_deadlock() {
     );
     assert_eq!(run.status, Some(86), "{}", run.stderr);
     run.only_report("lock_order_inversion");
+    // It stops the program, so it reads as an error, not a warning.
+    assert!(
+        run.stderr.contains("error: lock order inversion"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("warning: lock order"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -96,6 +96,8 @@ pub struct OrderEdge {
     pub location: Location,
     /// Where `from` was taken.
     pub from_location: Location,
+    /// How `from` was held (`read` or `write` for an RwLock): the thread's hold in a report.
+    pub from_op: Op,
     /// Sorted ids of the other locks the thread held at that moment; stored as the
     /// intersection over every recording of this edge (see the module docs on gate locks).
     pub gates: Vec<u64>,
@@ -384,7 +386,7 @@ impl OrderGraph {
             if !t.holds.iter().any(|h| h.resource == a) {
                 t.holds.push(Hold {
                     resource: a,
-                    op: self.lock(a).map_or(Op::Lock, |l| acquire_op(l.kind)),
+                    op: e.from_op,
                     count: 1,
                     location: e.from_location.clone(),
                     backtrace: Vec::new(),
@@ -801,14 +803,6 @@ impl Search<'_> {
             }
         }
         best
-    }
-}
-
-/// The operation a lock of this kind is taken with, for the holds of an inversion report.
-pub(crate) fn acquire_op(kind: ResourceKind) -> Op {
-    match kind {
-        ResourceKind::Mutex | ResourceKind::ReentrantMutex | ResourceKind::RwLock => Op::Lock,
-        _ => Op::Acquire,
     }
 }
 

@@ -44,6 +44,9 @@ pub struct TextRenderer {
     pub color: bool,
     /// Where relative `location.file`s are looked up; the current directory if `None`.
     pub source_root: Option<PathBuf>,
+    /// Headline a lock-order inversion or a long wait as an `error:`, for a program that
+    /// handles it like a deadlock (`LOCKWATCH_LOCK_ORDER=error`).
+    pub as_error: bool,
 }
 
 impl fmt::Display for Report {
@@ -62,13 +65,19 @@ impl TextRenderer {
     pub fn styled() -> Self {
         TextRenderer {
             color: true,
-            source_root: None,
+            ..Self::default()
         }
     }
 
     /// The same renderer, reading sources under `root`.
     pub fn with_source_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.source_root = Some(root.into());
+        self
+    }
+
+    /// The same renderer, headlining every finding as an error.
+    pub fn as_error(mut self) -> Self {
+        self.as_error = true;
         self
     }
 
@@ -171,8 +180,12 @@ impl Renderer<'_> {
         }
     }
 
+    fn is_warning(&self) -> bool {
+        is_warning(self.report.kind) && !self.opts.as_error
+    }
+
     fn primary_style(&self) -> &'static str {
-        if is_warning(self.report.kind) {
+        if self.is_warning() {
             YELLOW
         } else {
             RED
@@ -200,7 +213,7 @@ impl Renderer<'_> {
     fn render(&mut self) {
         let r = self.report;
         let title = kind_title(r.kind);
-        let (word, style) = if is_warning(r.kind) {
+        let (word, style) = if self.is_warning() {
             ("warning", YELLOW)
         } else {
             ("error", RED)

@@ -158,10 +158,7 @@ fn deadlock_abba() {
 
 #[test]
 fn deadlock_abba_color() {
-    let r = TextRenderer {
-        color: true,
-        source_root: Some(fixtures()),
-    };
+    let r = TextRenderer::styled().with_source_root(fixtures());
     check("deadlock_abba_color", &r.render(&abba_report()));
 }
 
@@ -337,6 +334,7 @@ fn inversion_abba() {
         thread_name: Some(name.to_owned()),
         location: loc(ABBA, line, 23),
         from_location: loc(ABBA, line - 2, 23),
+        from_op: Op::Lock,
         gates: Vec::new(),
         backtrace: vec![frame(
             &format!("abba::{}", name.replace('-', "_")),
@@ -349,6 +347,22 @@ fn inversion_abba() {
     assert_eq!(found.len(), 1);
     let report = g.inversion_report(&found[0], 4242, 1_764_103_000_123);
     check("inversion_abba", &renderer().render(&report));
+    // Handled like a deadlock (`LOCKWATCH_LOCK_ORDER=error`): the same text, headlined as an
+    // error.
+    let as_error = renderer().as_error().render(&report);
+    let warning = renderer().render(&report);
+    assert!(
+        warning.starts_with("warning: lock order inversion"),
+        "{warning}"
+    );
+    assert!(
+        as_error.starts_with("error: lock order inversion"),
+        "{as_error}"
+    );
+    assert_eq!(
+        as_error.lines().skip(1).collect::<Vec<_>>(),
+        warning.lines().skip(1).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -365,6 +379,7 @@ fn inversion_three_threads() {
         thread_name: name.map(str::to_owned),
         location: loc(file, line, 27),
         from_location: loc(file, line - 1, 27),
+        from_op: Op::Lock,
         gates: Vec::new(),
         backtrace: Vec::new(),
     };

@@ -216,6 +216,7 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
                     thread_name: ctx.record.name.as_deref().map(str::to_owned),
                     location: site.into(),
                     from_location: held[index].site.into(),
+                    from_op: held[index].op,
                     gates,
                     backtrace,
                 };

@@ -54,6 +54,8 @@ pub(crate) fn emit(report: Report, how: Emitted) {
         Format::Text => TextRenderer {
             color: std::io::stderr().is_terminal(),
             source_root: None,
+            // Under `LOCKWATCH_LOCK_ORDER=error` an inversion stops the program like a deadlock.
+            as_error: matches!(how, Emitted::Inversion { .. }),
         }
         .render(&report),
     };

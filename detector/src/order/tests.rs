@@ -15,6 +15,7 @@ fn by(thread: u64, line: u32, gates: &[u64]) -> OrderEdge {
         thread_name: Some(format!("t{thread}")),
         location: Location::new("src/app.rs", line, 23),
         from_location: Location::new("src/app.rs", line - 1, 23),
+        from_op: Op::Lock,
         gates: gates.to_vec(),
         backtrace: Vec::new(),
     }
@@ -427,13 +428,6 @@ fn inversion_report_skips_edges_removed_since() {
     let r = g.inversion_report(&found[0], 1, 1);
     assert!(r.cycle.is_empty());
     assert_eq!(r.resources.len(), 1);
-}
-
-#[test]
-fn ownerless_locks_are_held_with_acquire() {
-    assert_eq!(acquire_op(ResourceKind::Lock), Op::Acquire);
-    assert_eq!(acquire_op(ResourceKind::Semaphore), Op::Acquire);
-    assert_eq!(acquire_op(ResourceKind::RwLock), Op::Lock);
 }
 
 /// A deterministic pseudo-random sequence (an LCG): no dependencies, same run every time.
