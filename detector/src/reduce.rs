@@ -497,7 +497,12 @@ impl HolderGraph {
         }
         for (k, &e) in exited.iter().enumerate() {
             let assigned = &behind[cycles.len() + k];
-            let Some(&start) = assigned.iter().min_by_key(|&&i| (dist[&i], ix.id(i))) else {
+            // The chain up to the exited owner starts at the thread farthest from it, so the
+            // report shows the whole chain of threads it holds up.
+            let Some(&start) = assigned
+                .iter()
+                .max_by_key(|&&i| (dist[&i], std::cmp::Reverse(ix.id(i))))
+            else {
                 continue;
             };
             let mut chain = vec![start];

@@ -66,6 +66,14 @@ fn identity(snapshot: &Snapshot, finding: &Finding) -> Identity {
     if finding.cycle.is_empty() {
         return Identity::Stall(finding.key.clone());
     }
+    // A chain that ends at an exited owner is that owner's finding: the same however many
+    // threads queue up behind it later, and whichever of them the chain starts from.
+    if let Some(last) = finding.cycle.last() {
+        let owner = snapshot.thread(last.held_by);
+        if owner.is_some_and(|t| t.state == lockwatch_detector::ThreadState::Exited) {
+            return Identity::Cycle(vec![(last.held_by, u64::MAX)]);
+        }
+    }
     let mut key: FindingKey = finding
         .cycle
         .iter()

@@ -312,8 +312,9 @@ fn threads_blocked_behind_an_exited_owner_join_its_finding() {
         .done();
     let f = analyze(&s);
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].cycle, vec![edge(1, 10, 7)]);
-    assert_eq!(f[0].threads, vec![1, 2, 7]);
+    // The chain up to the exited owner, from the farthest thread it holds up.
+    assert_eq!(f[0].cycle, vec![edge(2, 11, 1), edge(1, 10, 7)]);
+    assert_eq!(f[0].threads, vec![2, 1, 7]);
     assert_eq!(f[0].key, vec![(1, 4), (2, 5)]);
 }
 
