@@ -2,7 +2,7 @@
 
 use crate::core::{Kind, LockCore, Mode, Op};
 use crate::error::SyncError;
-use crate::raw::{Access, RawMutex};
+use crate::raw::{Access, RawLock, RawMutex};
 use crate::reentrant::ReentrantCore;
 use std::fmt;
 use std::marker::PhantomData;
@@ -30,10 +30,59 @@ use std::time::Duration;
 /// assert_eq!(lock.release(), Err(SyncError::NotLocked));
 /// ```
 pub struct Lock {
-    core: LockCore<RawMutex>,
-    /// Set while acquired; swapped off by `release`, so two racing releases cannot both
-    /// unlock.
+    core: LockCore<OwnerlessRaw>,
+}
+
+/// The raw lock of a [`Lock`]: parking_lot's mutex, and a flag set once an acquisition has
+/// finished. A release swaps the flag off, so two racing releases cannot both unlock; and a raw
+/// lock that is locked while the flag is off is in transit to an acquirer that will run (it was
+/// handed over by parking_lot, or its acquirer is finishing), which the wait-for graph must
+/// not take for a lock nobody will release.
+pub(crate) struct OwnerlessRaw {
+    raw: RawMutex,
     held: AtomicBool,
+}
+
+impl OwnerlessRaw {
+    const fn new() -> OwnerlessRaw {
+        OwnerlessRaw {
+            raw: RawMutex::new(()),
+            held: AtomicBool::new(false),
+        }
+    }
+}
+
+// SAFETY: delegates to parking_lot's mutex (see `RawMutex`); the flag is bookkeeping only.
+unsafe impl RawLock for OwnerlessRaw {
+    #[inline]
+    fn try_acquire(&self, access: Access) -> bool {
+        self.raw.try_acquire(access)
+    }
+
+    #[inline]
+    fn acquire(&self, access: Access) {
+        self.raw.acquire(access)
+    }
+
+    #[inline]
+    fn acquire_for(&self, access: Access, timeout: Duration) -> bool {
+        self.raw.acquire_for(access, timeout)
+    }
+
+    #[inline]
+    unsafe fn release(&self, access: Access) {
+        // SAFETY: the caller holds the lock (trait contract).
+        unsafe { self.raw.release(access) }
+    }
+
+    #[inline]
+    fn is_free_for(&self, access: Access) -> bool {
+        self.raw.is_free_for(access)
+    }
+
+    fn in_transit(&self) -> bool {
+        self.raw.is_locked() && !self.held.load(Ordering::Acquire)
+    }
 }
 
 impl Lock {
@@ -41,8 +90,7 @@ impl Lock {
     #[track_caller]
     pub const fn new() -> Lock {
         Lock {
-            core: LockCore::new(RawMutex::new(()), Kind::Lock, Location::caller()),
-            held: AtomicBool::new(false),
+            core: LockCore::new(OwnerlessRaw::new(), Kind::Lock, Location::caller()),
         }
     }
 
@@ -51,12 +99,11 @@ impl Lock {
     pub fn named(name: impl Into<Arc<str>>) -> Lock {
         Lock {
             core: LockCore::named(
-                RawMutex::new(()),
+                OwnerlessRaw::new(),
                 Kind::Lock,
                 name.into(),
                 Location::caller(),
             ),
-            held: AtomicBool::new(false),
         }
     }
 
@@ -65,7 +112,7 @@ impl Lock {
     fn acquire_with(&self, mode: Mode) -> bool {
         let got = self.core.acquire(Op::Acquire, Access::Exclusive, mode);
         if got {
-            self.held.store(true, Ordering::Release);
+            self.core.raw().held.store(true, Ordering::Release);
         }
         got
     }
@@ -91,13 +138,13 @@ impl Lock {
     /// Releases the lock, from any thread. `Err(SyncError::NotLocked)` if it is not locked.
     pub fn release(&self) -> Result<(), SyncError> {
         loop {
-            if self.held.swap(false, Ordering::AcqRel) {
+            if self.core.raw().held.swap(false, Ordering::AcqRel) {
                 // SAFETY: `held` was true, so the raw lock is held, and the swap makes this the
                 // only release of that acquisition.
                 unsafe { self.core.release(Access::Exclusive) };
                 return Ok(());
             }
-            if !self.core.raw().is_locked() {
+            if !self.core.raw().raw.is_locked() {
                 return Err(SyncError::NotLocked);
             }
             // Locked but not yet marked held: an acquisition is completing its bookkeeping
@@ -109,7 +156,7 @@ impl Lock {
 
     /// Whether the lock is held by some thread.
     pub fn locked(&self) -> bool {
-        self.held.load(Ordering::Acquire)
+        self.core.raw().held.load(Ordering::Acquire)
     }
 
     /// Acquires the lock and returns a guard that releases it when dropped.
@@ -265,5 +312,25 @@ impl Drop for RLockGuard<'_> {
 impl fmt::Debug for RLockGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RLockGuard").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raw_lock_is_in_transit_only_between_the_raw_acquisition_and_the_flag() {
+        let raw = OwnerlessRaw::new();
+        assert!(!raw.in_transit(), "free");
+        assert!(raw.try_acquire(Access::Exclusive));
+        assert!(raw.in_transit(), "taken, the acquisition not finished");
+        raw.held.store(true, Ordering::Release);
+        assert!(!raw.in_transit(), "acquired");
+        raw.held.store(false, Ordering::Release);
+        assert!(raw.in_transit(), "being released");
+        // SAFETY: acquired above and not released since.
+        unsafe { raw.release(Access::Exclusive) };
+        assert!(!raw.in_transit(), "released");
     }
 }

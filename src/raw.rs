@@ -27,6 +27,14 @@ pub(crate) unsafe trait RawLock: Sync {
     /// Whether an acquisition with this access could succeed right now.
     fn is_free_for(&self, access: Access) -> bool;
 
+    /// Whether the lock is taken but not yet by anyone the runtime can name: an acquisition
+    /// that got the raw lock (or had it handed over by parking_lot) and has not finished its
+    /// bookkeeping. The acquirer will run, so a wait on the lock can count as ending.
+    #[cfg_attr(not(feature = "detect"), allow(dead_code))]
+    fn in_transit(&self) -> bool {
+        false
+    }
+
     /// Whether a timed attempt with this access that expires changes what other threads see
     /// (so a wait must not be cut into timed slices).
     #[cfg_attr(not(feature = "detect"), allow(dead_code))]

@@ -532,7 +532,8 @@ impl<R: RawLock> Probe for LockProbe<'_, R> {
     }
 
     fn available(&self) -> bool {
-        self.core.raw().is_free_for(self.access)
+        let raw = self.core.raw();
+        raw.is_free_for(self.access) || raw.in_transit()
     }
 
     fn owner(&self) -> Option<(u64, Option<&'static Location<'static>>)> {
