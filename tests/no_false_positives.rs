@@ -283,6 +283,36 @@ mod patterns {
         assert!(done.load(Ordering::Relaxed));
     }
 
+    /// A guard kept in a thread-local whose destructor runs after lockwatch's own (thread-local
+    /// destructors run newest first) and releases it only after a while. The thread's lockwatch
+    /// state is gone by then, but the thread is still running and will release the lock.
+    fn guard_released_by_a_late_thread_local_destructor() {
+        static SHARED: Mutex<u64> = Mutex::new(0);
+        struct SlowRelease(Option<lockwatch::MutexGuard<'static, u64>>);
+        impl Drop for SlowRelease {
+            fn drop(&mut self) {
+                std::thread::sleep(OUTLAST_WATCHDOG);
+                self.0.take();
+            }
+        }
+        thread_local! {
+            static SLOT: std::cell::RefCell<Option<SlowRelease>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let (held_tx, held_rx) = mpsc::channel();
+        // A plain std thread: its first thread-local (SLOT) is registered before lockwatch's.
+        let holder = std::thread::spawn(move || {
+            SLOT.with(|slot| drop(slot.borrow()));
+            let guard = SHARED.lock();
+            SLOT.with(|slot| *slot.borrow_mut() = Some(SlowRelease(Some(guard))));
+            held_tx.send(()).unwrap();
+        });
+        held_rx.recv().unwrap();
+        // Blocks until the holder's late destructor releases the lock.
+        *SHARED.lock() += 1;
+        holder.join().unwrap();
+    }
+
     pub(super) fn main() {
         let mut config = Config::from_env();
         config.watchdog_period = Duration::from_millis(20);
@@ -305,6 +335,10 @@ mod patterns {
             ("condvar_ping_pong", condvar_ping_pong),
             ("reentrant_reentry", reentrant_reentry),
             ("long_join", long_join),
+            (
+                "guard_released_by_a_late_thread_local_destructor",
+                guard_released_by_a_late_thread_local_destructor,
+            ),
         ];
         let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
         // Every pattern runs this many times (`LOCKWATCH_STRESS_ROUNDS` for a longer soak).

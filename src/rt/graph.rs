@@ -448,10 +448,17 @@ pub(crate) fn snapshot() -> Snapshot {
         });
     }
     for gone in rt.exited.lock().values() {
+        // Its lockwatch state is gone, but the OS thread may still be running later
+        // thread-local destructors or exit handlers, which can release what it holds.
+        let state = if gone.record.os_thread_gone() {
+            ThreadState::Exited
+        } else {
+            ThreadState::Running
+        };
         snapshot.threads.push(ThreadSnap {
             id: gone.record.id,
             name: gone.record.name.as_deref().map(str::to_owned),
-            state: ThreadState::Exited,
+            state,
             wait: None,
             holds: gone.holds.iter().map(hold_snap).collect(),
             backtrace: Vec::new(),

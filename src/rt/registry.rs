@@ -24,6 +24,10 @@ pub(crate) struct ThreadRecord {
     /// that sequence number only.
     verdict: Mutex<Option<(u64, String)>>,
     has_verdict: AtomicBool,
+    /// The kernel's id for the thread (0 until it runs, or where there is none): a thread
+    /// whose lockwatch state is gone may still be running other thread-local destructors or
+    /// `atexit` handlers, still holding guards it will release.
+    os_tid: AtomicU64,
 }
 
 impl ThreadRecord {
@@ -36,6 +40,22 @@ impl ThreadRecord {
             has_mail: AtomicBool::new(false),
             verdict: Mutex::new(None),
             has_verdict: AtomicBool::new(false),
+            os_tid: AtomicU64::new(0),
+        }
+    }
+
+    /// Records the calling thread's kernel id: called on the thread itself.
+    fn note_os_thread(&self) {
+        self.os_tid.store(current_os_tid(), Ordering::Relaxed);
+    }
+
+    /// Whether the OS thread is certainly gone. `false` while it still runs (its
+    /// thread-local destructors, or the process's exit handlers), and where the platform
+    /// cannot tell.
+    pub(crate) fn os_thread_gone(&self) -> bool {
+        match self.os_tid.load(Ordering::Relaxed) {
+            0 => true,
+            tid => !os_thread_alive(tid),
         }
     }
 
@@ -144,6 +164,7 @@ pub(crate) fn register_current() -> ThreadCtx {
     OWN_ID.with(|c| c.set(id));
     let name = std::thread::current().name().map(Arc::from);
     let record = Arc::new(ThreadRecord::new(id, name));
+    record.note_os_thread();
     runtime().threads.insert(id, record.clone());
     ThreadCtx::new(record)
 }
@@ -159,6 +180,7 @@ pub(crate) fn preregister_thread(name: Option<Arc<str>>) -> Arc<ThreadRecord> {
 /// Called first thing on a thread started by `thread::spawn`.
 pub(crate) fn adopt_thread(record: Arc<ThreadRecord>) {
     OWN_ID.with(|c| c.set(record.id));
+    record.note_os_thread();
     super::install_ctx(ThreadCtx::new(record));
 }
 
@@ -218,6 +240,34 @@ pub(crate) fn send_foreign_release(acquirer: u64, lock_id: u64) {
 /// How many threads the runtime knows are alive (tests check it returns to its baseline).
 pub(crate) fn live_thread_count() -> usize {
     runtime().threads.len()
+}
+
+/// The calling thread's kernel id, or 0 where there is none to check.
+fn current_os_tid() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `gettid` takes no arguments, cannot fail and touches no memory.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+        u64::try_from(tid).unwrap_or(0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+/// Whether the process still has the thread with kernel id `tid`. Where the platform cannot
+/// say, it is taken as gone: what it held then counts as leaked, as it always did there.
+fn os_thread_alive(tid: u64) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = tid;
+        false
+    }
 }
 
 /// How many OS threads the process has, where the platform says.
