@@ -330,36 +330,45 @@ pub(crate) fn kick_watchdog() {
 
 /// Starts the watchdog on the first registered wait: a program that never waits never pays
 /// for the thread.
+///
+/// Returns once the watchdog counts itself as one of lockwatch's own threads. Until
+/// then the OS counts a thread lockwatch cannot place, which could end any wait on a `Lock` or a
+/// `Condvar`, so the first scan (run right after this) would put off such a report by a whole
+/// watchdog period. Each thread counts itself from inside, once the OS counts it, so the count
+/// of unknown threads is never underestimated.
 pub(crate) fn ensure_watchdog() {
     WATCHDOG.call_once(|| {
+        let (counted_tx, counted) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("lockwatch-watchdog".into())
-            .spawn(watchdog_main);
-        if let Err(e) = spawned {
-            eprintln!("lockwatch: warning: could not start the watchdog thread: {e}");
+            .spawn(move || watchdog_main(counted_tx));
+        match spawned {
+            // Bounded: a thread that cannot start in time only delays some reports.
+            Ok(_) => {
+                let _ = counted.recv_timeout(Duration::from_secs(1));
+            }
+            Err(e) => eprintln!("lockwatch: warning: could not start the watchdog thread: {e}"),
         }
     });
 }
 
-fn watchdog_main() {
+/// Counts the calling thread as one of lockwatch's own.
+fn count_as_internal() {
     registry::mark_internal();
-    // Counted from inside the thread, so the OS already counts it: the count of unknown
-    // threads can only be overestimated, never underestimated.
     registry::runtime()
         .internal_threads
         .fetch_add(1, Ordering::Relaxed);
-    // Loading debug info takes a few hundred milliseconds the first time: do it now, on a
-    // helper thread, so neither the first report nor the watchdog's first scans wait for it.
-    let warm_up = std::thread::Builder::new()
-        .name("lockwatch-symbols".into())
-        .spawn(|| {
-            registry::mark_internal();
-            let internal = &registry::runtime().internal_threads;
-            internal.fetch_add(1, Ordering::Relaxed);
-            let _ = std::panic::catch_unwind(super::trace::warm_up);
-            internal.fetch_sub(1, Ordering::Relaxed);
-        });
-    drop(warm_up);
+}
+
+fn watchdog_main(counted: std::sync::mpsc::Sender<()>) {
+    count_as_internal();
+    let _ = counted.send(());
+    // Loading debug info takes a while the first time: do it now, before the first scan needs
+    // it. A scan asked for meanwhile (a kick) runs right after; a thread that blocks scans for
+    // itself. On this thread rather than a helper of its own: a helper that exits leaves the
+    // OS counting a thread lockwatch no longer does, for a moment, and a scan then would put
+    // off a report by a whole period.
+    let _ = std::panic::catch_unwind(super::trace::warm_up);
     loop {
         let period = config::current().read().watchdog_period;
         {
