@@ -167,7 +167,7 @@ static NEXT_WAIT_SEQ: AtomicU64 = AtomicU64::new(1);
 fn capture_backtrace() -> Option<Backtrace> {
     match config::current().read().backtrace {
         BacktraceMode::Off => None,
-        _ => Some(Backtrace::new_unresolved()),
+        _ => Some(super::trace::capture()),
     }
 }
 

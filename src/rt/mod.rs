@@ -556,9 +556,7 @@ fn acquired(
     let id = meta.id();
     if config::full_backtraces() {
         ctx.has_acquired_at.set(true);
-        ctx.acquired_at
-            .borrow_mut()
-            .push((id, Backtrace::new_unresolved()));
+        ctx.acquired_at.borrow_mut().push((id, trace::capture()));
     }
     record_hold(meta, ctx, id, op, access, site);
 }

@@ -13,7 +13,6 @@ use super::{Held, Meta, ThreadCtx};
 use crate::config::{self, LockOrder};
 use crate::core::Kind;
 use crate::raw::Access;
-use backtrace::Backtrace;
 use dashmap::DashMap;
 use lockwatch_detector::order::{LockInfo, OrderEdge, OrderGraph};
 use lockwatch_detector::{Location as ReportLocation, Report, ResourceKind};
@@ -206,7 +205,7 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
                         .collect(),
                 };
                 let backtrace = if config::full_backtraces() {
-                    here.get_or_insert_with(|| super::trace::resolve(&Backtrace::new_unresolved()))
+                    here.get_or_insert_with(|| super::trace::resolve(&super::trace::capture()))
                         .clone()
                 } else {
                     Vec::new()

@@ -45,6 +45,32 @@ fn strip_hash(name: &str) -> &str {
     }
 }
 
+/// Captures the calling thread's stack, unresolved.
+///
+/// `Backtrace::new_unresolved` takes the `backtrace` crate's global lock, which symbol
+/// resolution holds while it loads debug info: a thread registering its wait then sat behind
+/// the first report's resolution (tens of milliseconds in a debug build), unseen by the graph,
+/// and could be left out of the report of the deadlock it was part of.
+pub(crate) fn capture() -> Backtrace {
+    let mut frames: Vec<BacktraceFrame> = Vec::with_capacity(32);
+    #[cfg(target_os = "linux")]
+    // SAFETY: the crate's lock serialises platforms whose unwinders are not thread-safe
+    // (Windows' dbghelp) and its symbol cache. On Linux the walk is `_Unwind_Backtrace`, which
+    // is thread-safe, and a capture does not touch the symbol cache.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            frames.push(frame.clone().into());
+            true
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    backtrace::trace(|frame| {
+        frames.push(frame.clone().into());
+        true
+    });
+    frames.into()
+}
+
 /// Where a thread's own code begins: the standard library (and the test harness) start every
 /// thread, `main` included, through a function of this name, which Rust's own short
 /// backtraces also stop at.
@@ -91,7 +117,7 @@ pub(crate) fn resolve(backtrace: &Backtrace) -> Vec<Frame> {
 /// Loads the program's debug info ahead of the first report (resolving this thread's own
 /// backtrace reads exactly what a report will need).
 pub(crate) fn warm_up() {
-    resolve(&Backtrace::new_unresolved());
+    resolve(&capture());
 }
 
 #[cfg(test)]
