@@ -4,35 +4,85 @@
 use backtrace::{Backtrace, BacktraceFrame};
 use lockwatch_detector::Frame;
 
-/// Function-name prefixes of frames that say nothing about the user's program.
-const HIDDEN_PREFIXES: &[&str] = &[
-    "lockwatch::",
-    "lockwatch_detector::",
-    "std::",
-    "core::",
-    "alloc::",
-    "backtrace::",
+/// Crates whose frames say nothing about the user's program.
+const HIDDEN_CRATES: &[&str] = &[
+    "lockwatch",
+    "lockwatch_detector",
+    "std",
+    "core",
+    "alloc",
+    "backtrace",
     "parking_lot",
-    "lock_api::",
-    "__rust",
-    "rust_begin_unwind",
-    "_start",
-    "__libc_start",
-    "start_thread",
-    "clone",
-    "__clone",
-    "thread_start",
+    "parking_lot_core",
+    "lock_api",
 ];
 
+/// Whole names of the C runtime's and the unwinder's frames. (`main` alone is the C entry
+/// point rustc generates, not the program's `main`.)
+const HIDDEN_SYMBOLS: &[&str] = &[
+    "main",
+    "_start",
+    "__libc_start_main",
+    "__libc_start_call_main",
+    "start_thread",
+    "thread_start",
+    "clone",
+    "clone3",
+    "__clone",
+    "__clone3",
+    "rust_begin_unwind",
+];
+
+/// The crate a path (`krate::module::item`) belongs to.
+fn crate_of(path: &str) -> &str {
+    let path = path.trim_start_matches(['&', '*']);
+    let path = path
+        .strip_prefix("mut ")
+        .or_else(|| path.strip_prefix("dyn "))
+        .unwrap_or(path);
+    let end = path.find([':', '<']).unwrap_or(path.len());
+    &path[..end]
+}
+
+fn hidden_path(path: &str) -> bool {
+    HIDDEN_CRATES.contains(&crate_of(path))
+}
+
+/// The type and the trait of a `<Type as Trait>::method` frame (the trait `None` for
+/// `<Type>::method`), split at the ` as ` outside any generic arguments.
+fn qualified_parts(inner: &str) -> (&str, Option<&str>) {
+    let mut depth = 0usize;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth == 0 => return (&inner[..i], None),
+            '>' => depth -= 1,
+            ' ' if depth == 0 && inner[i..].starts_with(" as ") => {
+                return (&inner[..i], Some(&inner[i + 4..]));
+            }
+            _ => {}
+        }
+    }
+    (inner, None)
+}
+
 fn hidden(function: &str) -> bool {
-    // Trait-method frames read `<Type as Trait>::method`: judge them by the type's path.
-    let path = function
-        .strip_prefix('<')
-        .map_or(function, |inner| inner.trim_start_matches(['&', '*']));
-    // `main` alone is the C entry point rustc generates, not the program's `main`.
-    function == "main"
-        || HIDDEN_PREFIXES.iter().any(|p| path.starts_with(p))
-        || function.contains(" as core::ops::function::Fn")
+    if HIDDEN_SYMBOLS.contains(&function) || function.starts_with("__rust") {
+        return true;
+    }
+    // The call shims of closures: `<F as core::ops::function::FnOnce<A>>::call_once`.
+    if function.contains(" as core::ops::function::Fn") {
+        return true;
+    }
+    match function.strip_prefix('<') {
+        // A trait method is the user's when either the type or the trait is: a user trait
+        // implemented for `Arc<T>`, or a standard trait implemented for a user type.
+        Some(inner) => {
+            let (ty, tr) = qualified_parts(inner);
+            hidden_path(ty) && tr.is_none_or(hidden_path)
+        }
+        None => hidden_path(function),
+    }
 }
 
 /// Removes the `::h0123456789abcdef` hash rustc appends to symbol names.
@@ -128,10 +178,28 @@ mod tests {
     fn runtime_and_std_frames_are_hidden() {
         assert!(hidden("lockwatch::rt::acquire"));
         assert!(hidden("<lockwatch::Mutex<T>>::lock"));
+        assert!(hidden("<lockwatch::Mutex<T> as core::fmt::Debug>::fmt"));
         assert!(hidden("std::thread::Builder::spawn_unchecked_"));
         assert!(hidden("<F as core::ops::function::FnOnce<()>>::call_once"));
+        assert!(hidden("parking_lot_core::parking_lot::park"));
+        assert!(hidden("clone3"));
+        assert!(hidden("main"));
         assert!(!hidden("abba::worker_a"));
         assert!(!hidden("abba::main::{{closure}}"));
+    }
+
+    #[test]
+    fn user_code_named_like_runtime_code_is_shown() {
+        // Crates whose names begin like hidden symbols or crates.
+        assert!(!hidden("cloner::main"));
+        assert!(!hidden("parking_lot_demo::main"));
+        assert!(!hidden("start_threads::run"));
+        // A user trait implemented for a standard type, and a standard trait for a user type.
+        assert!(!hidden(
+            "<alloc::sync::Arc<lockwatch::Mutex<u32>> as bank::Transfer>::transfer_to"
+        ));
+        assert!(!hidden("<bank::Account as core::fmt::Display>::fmt"));
+        assert!(!hidden("<&mut bank::Account as core::ops::drop::Drop>::drop"));
     }
 
     #[test]
