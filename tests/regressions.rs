@@ -263,3 +263,49 @@ fn a_chain_to_an_exited_owner_is_reported_once_with_every_thread_it_holds_up() {
     assert_eq!(chain.last(), Some(&Some("leaker".to_owned())), "{report}");
     assert!(chain.contains(&Some("first".to_owned())), "{report}");
 }
+
+/// A thread that exited leaking two locks: a waiter on the second, coming after the first was
+/// reported, is a finding of its own. It used to be folded into the first, never reported.
+#[cfg(feature = "detect")]
+#[test]
+fn a_second_lock_leaked_by_the_same_exited_thread_is_reported_when_waited_on() {
+    reports_naming("two leaks 1", Duration::ZERO);
+    let first = Arc::new(Mutex::named("two leaks 1", ()));
+    let second = Arc::new(Mutex::named("two leaks 2", ()));
+    {
+        let (first, second) = (first.clone(), second.clone());
+        std::thread::spawn(move || {
+            std::mem::forget(first.lock());
+            std::mem::forget(second.lock());
+        })
+        .join()
+        .unwrap();
+    }
+    std::thread::spawn(move || drop(first.lock()));
+    let reported = reports_naming("two leaks 1", Duration::from_secs(10));
+    assert_eq!(reported.len(), 1, "{reported:#?}");
+    std::thread::spawn(move || drop(second.lock()));
+    // The first report lists both leaked locks among the exited thread's holds: look for a
+    // report with a thread waiting on the second.
+    let waits_on_second = |r: &lockwatch::Report| {
+        let second = r
+            .resources
+            .iter()
+            .find(|x| x.name.as_deref() == Some("two leaks 2"))
+            .map(|x| x.id);
+        r.threads
+            .iter()
+            .any(|t| t.waiting_for.as_ref().map(|w| w.resource) == second)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !reports_naming("two leaks 2", Duration::ZERO)
+        .iter()
+        .any(waits_on_second)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wait on the second leaked lock was not reported"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

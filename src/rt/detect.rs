@@ -66,12 +66,27 @@ fn identity(snapshot: &Snapshot, finding: &Finding) -> Identity {
     if finding.cycle.is_empty() {
         return Identity::Stall(finding.key.clone());
     }
-    // A chain that ends at an exited owner is that owner's finding: the same however many
-    // threads queue up behind it later, and whichever of them the chain starts from.
+    // A chain that ends at an exited owner is known by the owner and the leaked resources its
+    // threads wait on: the same however many threads queue up behind them later, and whichever
+    // of them the chain starts from; new when a thread comes to wait on another of them.
     if let Some(last) = finding.cycle.last() {
-        let owner = snapshot.thread(last.held_by);
-        if owner.is_some_and(|t| t.state == lockwatch_detector::ThreadState::Exited) {
-            return Identity::Cycle(vec![(last.held_by, u64::MAX)]);
+        let owner = snapshot
+            .thread(last.held_by)
+            .filter(|t| t.state == lockwatch_detector::ThreadState::Exited);
+        if let Some(owner) = owner {
+            let leaked: HashSet<u64> = owner.holds.iter().map(|h| h.resource).collect();
+            let mut key: FindingKey = vec![(owner.id, u64::MAX)];
+            key.extend(
+                finding
+                    .threads
+                    .iter()
+                    .filter_map(|&t| snapshot.thread(t)?.wait.as_ref())
+                    .filter(|w| leaked.contains(&w.resource))
+                    .map(|w| (owner.id, w.resource)),
+            );
+            key.sort_unstable();
+            key.dedup();
+            return Identity::Cycle(key);
         }
     }
     let mut key: FindingKey = finding

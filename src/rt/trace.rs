@@ -199,7 +199,9 @@ mod tests {
             "<alloc::sync::Arc<lockwatch::Mutex<u32>> as bank::Transfer>::transfer_to"
         ));
         assert!(!hidden("<bank::Account as core::fmt::Display>::fmt"));
-        assert!(!hidden("<&mut bank::Account as core::ops::drop::Drop>::drop"));
+        assert!(!hidden(
+            "<&mut bank::Account as core::ops::drop::Drop>::drop"
+        ));
     }
 
     #[test]
