@@ -28,6 +28,9 @@ pub(crate) struct ThreadRecord {
     /// whose lockwatch state is gone may still be running other thread-local destructors or
     /// `atexit` handlers, still holding guards it will release.
     os_tid: AtomicU64,
+    /// When that OS thread started (0 if unknown), read when it exits holding locks: kernel
+    /// ids are reused, and a new thread with the same id must not keep the old one "alive".
+    os_started: AtomicU64,
 }
 
 impl ThreadRecord {
@@ -41,6 +44,7 @@ impl ThreadRecord {
             verdict: Mutex::new(None),
             has_verdict: AtomicBool::new(false),
             os_tid: AtomicU64::new(0),
+            os_started: AtomicU64::new(0),
         }
     }
 
@@ -55,7 +59,13 @@ impl ThreadRecord {
     pub(crate) fn os_thread_gone(&self) -> bool {
         match self.os_tid.load(Ordering::Relaxed) {
             0 => true,
-            tid => !os_thread_alive(tid),
+            tid => match os_thread_start(tid) {
+                None => true,
+                Some(started) => {
+                    let recorded = self.os_started.load(Ordering::Relaxed);
+                    recorded != 0 && started != recorded
+                }
+            },
         }
     }
 
@@ -190,6 +200,11 @@ pub(crate) fn thread_exit(ctx: &ThreadCtx) {
     let rt = runtime();
     let held = ctx.held.to_vec();
     if !held.is_empty() {
+        let tid = ctx.record.os_tid.load(Ordering::Relaxed);
+        if tid != 0 {
+            let started = os_thread_start(tid).unwrap_or(0);
+            ctx.record.os_started.store(started, Ordering::Relaxed);
+        }
         let holds = held.iter().map(|h| HeldCopy::of(h, ctx)).collect();
         rt.exited.lock().insert(
             ctx.id(),
@@ -256,17 +271,22 @@ fn current_os_tid() -> u64 {
     }
 }
 
-/// Whether the process still has the thread with kernel id `tid`. Where the platform cannot
-/// say, it is taken as gone: what it held then counts as leaked, as it always did there.
-fn os_thread_alive(tid: u64) -> bool {
+/// When the process's thread with kernel id `tid` started (in clock ticks since boot), or
+/// `None` if the process has no such thread. Where the platform cannot say, the thread is
+/// taken as gone: what it held then counts as leaked, as it always did there.
+fn os_thread_start(tid: u64) -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
-        std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        // Field 22 (`starttime`); the fields after the command name, which is in parentheses
+        // and may itself contain spaces and parentheses, start at field 3.
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        Some(after_name.split_whitespace().nth(19)?.parse().unwrap_or(0))
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = tid;
-        false
+        None
     }
 }
 
@@ -289,4 +309,44 @@ pub(crate) fn os_thread_count() -> Option<usize> {
 /// A pre-registered thread that never started.
 pub(crate) fn forget_thread(id: u64) {
     runtime().threads.remove(&id);
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_thread_has_a_stable_start_time_and_a_missing_one_has_none() {
+        let tid = current_os_tid();
+        assert_ne!(tid, 0);
+        let started = os_thread_start(tid).expect("this thread exists");
+        assert_ne!(started, 0);
+        assert_eq!(os_thread_start(tid), Some(started));
+        // Above the kernel's largest thread id.
+        assert_eq!(os_thread_start(u64::from(u32::MAX)), None);
+    }
+
+    #[test]
+    fn an_exited_thread_is_gone_and_a_running_one_is_not() {
+        let record = ThreadRecord::new(0, None);
+        record.note_os_thread();
+        assert!(!record.os_thread_gone());
+        let other = std::thread::spawn(|| {
+            let record = ThreadRecord::new(0, None);
+            record.note_os_thread();
+            let tid = record.os_tid.load(Ordering::Relaxed);
+            record
+                .os_started
+                .store(os_thread_start(tid).unwrap(), Ordering::Relaxed);
+            record
+        })
+        .join()
+        .unwrap();
+        // The kernel removes a joined thread's task entry once it has exited.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !other.os_thread_gone() {
+            assert!(std::time::Instant::now() < deadline, "still listed");
+            std::thread::yield_now();
+        }
+    }
 }
