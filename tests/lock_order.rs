@@ -117,6 +117,47 @@ fn ab_then_ba_on_threads_that_never_overlap_is_reported_once() {
     assert!(text.contains("possible interleaving"), "{text}");
 }
 
+/// The edge of a thread that has ended since: the report shows it as exited, not running.
+/// (A std thread: its join returns only once its thread-local destructors, which take it out
+/// of the runtime's registry, have run.)
+#[test]
+fn a_thread_that_has_ended_is_shown_as_exited() {
+    install_collector();
+    let a = Arc::new(Mutex::named("ended/a", ()));
+    let b = Arc::new(Mutex::named("ended/b", ()));
+    {
+        let (a, b) = (a.clone(), b.clone());
+        std::thread::Builder::new()
+            .name("ended".into())
+            .spawn(move || {
+                let _a = a.lock();
+                let _b = b.lock();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+    {
+        let _b = b.lock();
+        let _a = a.lock();
+    }
+    let found = inversions("ended/");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let state_of = |name: &str| {
+        found[0]
+            .threads
+            .iter()
+            .find(|t| t.name.as_deref() == Some(name))
+            .map(|t| t.state)
+    };
+    use lockwatch::detector::ThreadState;
+    assert_eq!(state_of("ended"), Some(ThreadState::Exited));
+    assert_eq!(
+        state_of("a_thread_that_has_ended_is_shown_as_exited"),
+        Some(ThreadState::Running)
+    );
+}
+
 #[test]
 fn three_cycle_across_mutex_rwlock_and_lock_built_by_one_thread_is_reported() {
     install_collector();

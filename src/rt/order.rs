@@ -262,6 +262,13 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
     let mode = config::current().read().lock_order;
     for mut report in reports {
         report.relativize_frame_paths();
+        // The graph only knows who created each edge; a thread that has ended since is shown
+        // as exited rather than running.
+        for thread in &mut report.threads {
+            if !registry::runtime().threads.contains_key(&thread.id) {
+                thread.state = lockwatch_detector::ThreadState::Exited;
+            }
+        }
         let how = match mode {
             LockOrder::Error => Emitted::Inversion { current: ctx.id() },
             _ => Emitted::Warning,
