@@ -426,21 +426,24 @@ impl Report {
             .filter(|l| !Path::new(&l.file).is_absolute())
             .map(|l| (l.file.as_str(), l.line))
             .collect();
-        let mut roots: Vec<String> = Vec::new();
-        for frame in self.frames() {
-            let (Some(file), Some(line)) = (&frame.file, frame.line) else {
-                continue;
-            };
-            for &(relative, anchor_line) in &anchors {
-                let root = file.strip_suffix(relative).filter(|root| {
-                    root.ends_with(std::path::MAIN_SEPARATOR) || root.ends_with('/')
-                });
-                if let Some(root) = root {
-                    if line == anchor_line && !roots.iter().any(|r| r == root) {
-                        roots.push(root.to_owned());
-                    }
-                }
-            }
+        // Best: a frame at the very line of a location. Failing that (a location inside a macro
+        // is reported at the macro's call, its frame at the macro's definition), a frame in a
+        // location's file at any line, unless the root it gives is a dependency's or the
+        // standard library's sources, where files like `src/lib.rs` recur.
+        let mut roots = self.roots_from(&anchors, true);
+        if roots.is_empty() {
+            roots = self.roots_from(&anchors, false);
+            roots.retain(|root| {
+                ![
+                    "/.cargo/",
+                    "/.rustup/",
+                    "/rustc/",
+                    "\\.cargo\\",
+                    "\\.rustup\\",
+                ]
+                .iter()
+                .any(|dependency| root.contains(dependency))
+            });
         }
         if roots.is_empty() {
             return;
@@ -454,6 +457,28 @@ impl Report {
                 }
             }
         }
+    }
+
+    /// The directories that, joined with an anchor's relative file, give a frame's file (at
+    /// the anchor's line too, if `same_line`).
+    fn roots_from(&self, anchors: &[(&str, u32)], same_line: bool) -> Vec<String> {
+        let mut roots: Vec<String> = Vec::new();
+        for frame in self.frames() {
+            let (Some(file), Some(line)) = (&frame.file, frame.line) else {
+                continue;
+            };
+            for &(relative, anchor_line) in anchors {
+                let root = file.strip_suffix(relative).filter(|root| {
+                    root.ends_with(std::path::MAIN_SEPARATOR) || root.ends_with('/')
+                });
+                if let Some(root) = root {
+                    if (!same_line || line == anchor_line) && !roots.iter().any(|r| r == root) {
+                        roots.push(root.to_owned());
+                    }
+                }
+            }
+        }
+        roots
     }
 
     fn locations(&self) -> Vec<&Location> {

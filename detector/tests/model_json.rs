@@ -287,9 +287,24 @@ fn backtrace_paths_become_relative_to_the_root_the_locations_reveal() {
 }
 
 #[test]
-fn backtrace_paths_stay_absolute_without_a_matching_location() {
+fn without_a_frame_at_a_location_line_a_frame_in_a_location_file_gives_the_root() {
+    // A wait inside a macro: the location is the macro's call, the frame its definition.
     let mut report = report_with_absolute_frames("/work/project/");
     report.threads[0].backtrace[0].line = Some(99);
+    report.relativize_frame_paths();
+    let files: Vec<&str> = report.threads[0]
+        .backtrace
+        .iter()
+        .map(|f| f.file.as_deref().unwrap())
+        .collect();
+    assert_eq!(files[..2], ["examples/abba.rs", "examples/helpers.rs"]);
+    assert!(files[2].starts_with("/home/u/.cargo/"), "{files:?}");
+}
+
+#[test]
+fn a_dependency_frame_alone_never_gives_the_root() {
+    let mut report = report_with_absolute_frames("/work/project/");
+    report.threads[0].backtrace.drain(..2);
     let before = report.clone();
     report.relativize_frame_paths();
     assert_eq!(report, before);
