@@ -263,18 +263,21 @@ fn report_with_absolute_frames(root: &str) -> Report {
     report
 }
 
+fn frame_files(report: &Report) -> Vec<&str> {
+    report.threads[0]
+        .backtrace
+        .iter()
+        .map(|f| f.file.as_deref().unwrap())
+        .collect()
+}
+
 #[test]
 fn backtrace_paths_become_relative_to_the_root_the_locations_reveal() {
     for root in ["/work/project/", "/tmp/probe/"] {
         let mut report = report_with_absolute_frames(root);
         report.relativize_frame_paths();
-        let files: Vec<&str> = report.threads[0]
-            .backtrace
-            .iter()
-            .map(|f| f.file.as_deref().unwrap())
-            .collect();
         assert_eq!(
-            files,
+            frame_files(&report),
             [
                 "examples/abba.rs",
                 "examples/helpers.rs",
@@ -292,11 +295,7 @@ fn without_a_frame_at_a_location_line_a_frame_in_a_location_file_gives_the_root(
     let mut report = report_with_absolute_frames("/work/project/");
     report.threads[0].backtrace[0].line = Some(99);
     report.relativize_frame_paths();
-    let files: Vec<&str> = report.threads[0]
-        .backtrace
-        .iter()
-        .map(|f| f.file.as_deref().unwrap())
-        .collect();
+    let files = frame_files(&report);
     assert_eq!(files[..2], ["examples/abba.rs", "examples/helpers.rs"]);
     assert!(files[2].starts_with("/home/u/.cargo/"), "{files:?}");
 }
