@@ -176,6 +176,23 @@ fn panic_target(snapshot: &Snapshot, finding: &Finding, current: u64) -> (u64, u
     )
 }
 
+/// Whether a finding whose thread must panic is better left for that thread to report: one
+/// that cannot take a verdict (an RwLock writer parks in one piece) and is not the scanning
+/// thread would never panic if another thread claimed the finding first. It reports the
+/// finding itself from the scan it runs when it registers its wait; only if that has not
+/// happened after a while (it cannot be missed, but the cost of a miss would be a silent
+/// hang) does another thread take it, reporting without the panic.
+fn leave_to_its_thread(snapshot: &Snapshot, thread: u64, seq: u64, current: u64) -> bool {
+    const ITS_OWN_SCAN: u64 = 500;
+    if thread == current || graph::takes_verdicts(thread, seq) {
+        return false;
+    }
+    snapshot
+        .thread(thread)
+        .and_then(|t| t.wait.as_ref())
+        .is_some_and(|w| w.since_ms < ITS_OWN_SCAN)
+}
+
 /// The sequence number of `thread`'s wait in `snapshot` (0 if it is not waiting).
 fn wait_seq(snapshot: &Snapshot, thread: u64) -> u64 {
     snapshot
@@ -212,11 +229,15 @@ fn report_confirmed(current: u64) {
     let found = std::panic::catch_unwind(|| {
         let (snapshot, findings) = confirmed_findings()?;
         let mut reports = Vec::new();
+        let panic_policy = config::current().read().on_deadlock == config::OnDeadlock::Panic;
         for Confirmed { finding, identity } in &findings {
+            let (panicking, seq) = panic_target(&snapshot, finding, current);
+            if panic_policy && leave_to_its_thread(&snapshot, panicking, seq, current) {
+                continue;
+            }
             if !claim(identity) {
                 continue;
             }
-            let (panicking, seq) = panic_target(&snapshot, finding, current);
             reports.push((build(snapshot.clone(), finding), panicking, seq));
         }
         Some(reports)
