@@ -55,6 +55,11 @@ fn an_rwlock_writer_deadlocked_on_itself_panics_when_another_thread_scans_first(
         for (who, handle) in [("upgrader", writer), ("relocker", relocker)] {
             let message = panic_message(handle);
             assert!(message.starts_with("deadlock detected"), "{who}: {message}");
+            // It names where the thread is stuck: the panic itself is raised inside lockwatch.
+            assert!(
+                message.contains("(this thread waits at tests/panic_policy.rs:"),
+                "{who}: {message}"
+            );
         }
     }
 }

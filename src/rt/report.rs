@@ -95,7 +95,14 @@ pub(crate) fn emit(report: Report, how: Emitted) {
         OnDeadlock::Report => {}
         OnDeadlock::Abort => std::process::exit(ABORT_STATUS),
         OnDeadlock::Panic => {
-            let message = format!("deadlock detected: {}", report.summary);
+            // The panic's own location is in lockwatch; a test's failure output shows only the
+            // message, so it names the line the thread is stuck on.
+            let stuck_at = report
+                .thread(panicking_thread)
+                .and_then(|t| t.waiting_for.as_ref())
+                .map(|w| format!(" (this thread waits at {})", w.location))
+                .unwrap_or_default();
+            let message = format!("deadlock detected: {}{stuck_at}", report.summary);
             if panicking_thread == current {
                 // A second panic while unwinding would abort the process: the report is out,
                 // let the first unwind finish.
