@@ -321,19 +321,19 @@ pub(crate) fn tracking() -> Option<Tracking> {
 #[inline]
 #[cfg_attr(not(feature = "detect"), allow(dead_code))]
 pub(crate) fn enabled() -> bool {
-    flags() & FLAG_ENABLED != 0
+    tracking().is_some()
 }
 
 /// Whether lock order is tracked right now.
 #[inline]
 #[cfg_attr(not(feature = "detect"), allow(dead_code))]
 pub(crate) fn lock_order_enabled() -> bool {
-    flags() & FLAG_ORDER != 0
+    tracking().is_some_and(Tracking::lock_order)
 }
 
 /// Whether each acquisition captures a backtrace.
 #[inline]
 #[cfg_attr(not(feature = "detect"), allow(dead_code))]
 pub(crate) fn full_backtraces() -> bool {
-    flags() & FLAG_FULL_BACKTRACE != 0
+    tracking().is_some_and(Tracking::full_backtraces)
 }

@@ -355,17 +355,13 @@ fn releasers(probe: &dyn Probe) -> Releasers {
     }
 }
 
-/// A resource only known from a hold: its name comes from the name table, since the lock
-/// itself may be gone.
+/// A resource only known from a hold (the lock itself may be gone).
 fn held_resource(copy: &HeldCopy) -> ResourceSnap {
     let h = &copy.held;
     ResourceSnap {
         id: h.id,
         kind: h.kind,
-        name: registry::runtime()
-            .names
-            .get(&h.id)
-            .map(|n| n.value().to_string()),
+        name: registry::lock_name(h.id),
         created_at: location(h.created_at),
         releasers: Releasers::Holders,
         available: false,

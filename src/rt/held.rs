@@ -102,7 +102,7 @@ impl HeldStack {
             created_at,
             in_order_graph: false,
         };
-        if self.open(|entries| entries.len() == entries.capacity()) {
+        if self.is_full() {
             self.grow_and_push(fresh());
         } else {
             // Cannot allocate: there is room.
@@ -112,11 +112,17 @@ impl HeldStack {
 
     /// Pushes an entry back (a Condvar wait restoring its mutex's hold).
     pub(crate) fn push(&self, entry: Held) {
-        if self.open(|entries| entries.len() == entries.capacity()) {
+        if self.is_full() {
             self.grow_and_push(entry);
         } else {
             self.open(|entries| entries.push(entry));
         }
+    }
+
+    /// Whether a push must grow the buffer (and so allocate).
+    #[inline(always)]
+    fn is_full(&self) -> bool {
+        self.open(|entries| entries.len() == entries.capacity())
     }
 
     /// The global allocator is foreign code (it may even take a lockwatch lock): it runs while

@@ -131,10 +131,7 @@ fn lock_info_of_held(h: &Held) -> LockInfo {
     LockInfo {
         id: h.id,
         kind: h.kind,
-        name: registry::runtime()
-            .names
-            .get(&h.id)
-            .map(|n| n.value().to_string()),
+        name: registry::lock_name(h.id),
         created_at: h.created_at.into(),
     }
 }

@@ -136,6 +136,12 @@ pub(crate) struct Runtime {
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The name of lock `id`, if it is named and has been used: for a report that knows the lock
+/// only from a hold (the lock itself may be gone).
+pub(crate) fn lock_name(id: u64) -> Option<String> {
+    runtime().names.get(&id).map(|n| n.value().to_string())
+}
+
 pub(crate) fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         super::order::ensure_exit_hook();

@@ -103,21 +103,19 @@ fn strip_hash(name: &str) -> &str {
 /// and could be left out of the report of the deadlock it was part of.
 pub(crate) fn capture() -> Backtrace {
     let mut frames: Vec<BacktraceFrame> = Vec::with_capacity(32);
+    let keep = |frame: &backtrace::Frame| {
+        frames.push(frame.clone().into());
+        true
+    };
     #[cfg(target_os = "linux")]
     // SAFETY: the crate's lock serialises platforms whose unwinders are not thread-safe
     // (Windows' dbghelp) and its symbol cache. On Linux the walk is `_Unwind_Backtrace`, which
     // is thread-safe, and a capture does not touch the symbol cache.
     unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            frames.push(frame.clone().into());
-            true
-        });
-    }
+        backtrace::trace_unsynchronized(keep)
+    };
     #[cfg(not(target_os = "linux"))]
-    backtrace::trace(|frame| {
-        frames.push(frame.clone().into());
-        true
-    });
+    backtrace::trace(keep);
     frames.into()
 }
 
