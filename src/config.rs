@@ -27,14 +27,10 @@ pub enum LockOrder {
     Error,
 }
 
-/// What goes to stderr (`LOCKWATCH_FORMAT`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// Annotated rustc-style text, coloured only on a terminal.
-    Text,
-    /// One `lockwatch.report/v1` JSON object per line.
-    Json,
-}
+/// What goes to stderr (`LOCKWATCH_FORMAT`): the detector's one output format type, shared
+/// with the CLI's `--format`. The variable accepts `text` and `json`; the typed API takes any
+/// format.
+pub use lockwatch_detector::render::Format;
 
 /// Which backtraces are captured (`LOCKWATCH_BACKTRACE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

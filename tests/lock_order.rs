@@ -373,12 +373,12 @@ fn lock_order_error_is_handled_like_a_deadlock() {
     run.only_report("lock_order_inversion");
     // It stops the program, so it reads as an error, not a warning.
     assert!(
-        run.stderr.contains("error: lock order inversion"),
+        run.stderr.contains("error[lock_order_inversion]: "),
         "{}",
         run.stderr
     );
     assert!(
-        !run.stderr.contains("warning: lock order"),
+        !run.stderr.contains("warning[lock_order_inversion]"),
         "{}",
         run.stderr
     );

@@ -10,13 +10,25 @@
 //!   [`reduce::long_wait_report`] turn them into reports.
 //! - [`order::OrderGraph`] learns the lock hierarchy edge by edge and finds inversions
 //!   incrementally (Pearce–Kelly); [`order::OrderGraph::inversion_report`] reports one.
-//! - [`render::TextRenderer`] (and `Display` for [`Report`]) writes the annotated text.
+//! - [`render::render`] writes reports in any [`render::Format`] (text, JSON, SARIF, GitHub
+//!   annotations, DOT, SVG) from the reports and the source text handed in;
+//!   [`sources::load`] reads that text. [`render::TextRenderer`] (and `Display` for
+//!   [`Report`]) is the text rendering with its sources loaded, as the runtime prints it.
+//!
+//! The words of every summary, label and help line live in one private module (`wording`),
+//! apart from the algorithms that decide what they say.
+
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod model;
 pub mod order;
 pub mod reduce;
 pub mod render;
 pub mod snapshot;
+pub mod sources;
+mod wording;
 
 pub use model::{
     resource_label, resource_phrase, thread_label, CycleEdge, Frame, Hold, Location, Op,
@@ -25,5 +37,5 @@ pub use model::{
 };
 pub use order::{LockInfo, OrderEdge, OrderGraph, ORDER_SCHEMA};
 pub use reduce::{analyze, build_report, long_wait_report, Finding, WaitEdge};
-pub use render::TextRenderer;
+pub use render::{render, Format, RenderOptions, Sources, TextRenderer};
 pub use snapshot::{HoldSnap, Releasers, ResourceSnap, Snapshot, ThreadSnap, WaitSnap};

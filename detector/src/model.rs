@@ -14,12 +14,16 @@ pub const SCHEMA: &str = "lockwatch.report/v1";
 /// A source position, as the compiler gives it (`#[track_caller]` or debug info).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Location {
+    /// The source file, as the compiler names it (relative to the crate root for local code).
     pub file: String,
+    /// 1-based line.
     pub line: u32,
+    /// 1-based column, in characters (as `#[track_caller]` counts).
     pub column: u32,
 }
 
 impl Location {
+    /// A location from its parts.
     pub fn new(file: impl Into<String>, line: u32, column: u32) -> Self {
         Location {
             file: file.into(),
@@ -44,12 +48,16 @@ impl fmt::Display for Location {
 /// One resolved stack frame, innermost first in a backtrace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
+    /// The demangled function name, without its hash.
     pub function: String,
     #[serde(default)]
+    /// The source file, when debug info has it.
     pub file: Option<String>,
     #[serde(default)]
+    /// The 1-based line, when debug info has it.
     pub line: Option<u32>,
     #[serde(default)]
+    /// The 1-based column, when debug info has it.
     pub column: Option<u32>,
 }
 
@@ -92,9 +100,13 @@ impl fmt::Display for ReportKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThreadState {
+    /// In an untimed wait: it runs again only if the wait ends.
     Blocked,
+    /// In a wait with a timeout: it can always run again.
     TimedWait,
+    /// Running ordinary code.
     Running,
+    /// Finished; it never runs again, but may still hold what it leaked.
     Exited,
 }
 
@@ -102,17 +114,26 @@ pub enum ThreadState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
+    /// `lock()` of a Mutex or ReentrantMutex (and the guard-returning `lock()` of the Python-style types).
     Lock,
+    /// A read lock of an RwLock.
     Read,
+    /// A write lock of an RwLock.
     Write,
+    /// `acquire()` of a Lock, RLock, Semaphore or Condition.
     Acquire,
+    /// A wait on an Event, Condition or Condvar.
     Wait,
+    /// A thread's `join`.
     Join,
+    /// A pool task's `result`.
     Result,
+    /// A Barrier `wait`.
     Barrier,
 }
 
 impl Op {
+    /// The name used in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Lock => "lock",
@@ -130,22 +151,36 @@ impl Op {
 /// The type of a resource, as its Rust type name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ResourceKind {
+    /// `lockwatch::Mutex`.
     Mutex,
+    /// `lockwatch::RwLock`.
     RwLock,
+    /// `lockwatch::ReentrantMutex`.
     ReentrantMutex,
+    /// `lockwatch::Lock` (ownerless, not reentrant).
     Lock,
+    /// `lockwatch::RLock` (owned, reentrant).
     RLock,
+    /// `lockwatch::Semaphore`.
     Semaphore,
+    /// `lockwatch::BoundedSemaphore`.
     BoundedSemaphore,
+    /// `lockwatch::Condition`.
     Condition,
+    /// `lockwatch::Condvar`.
     Condvar,
+    /// `lockwatch::Event`.
     Event,
+    /// `lockwatch::Barrier`.
     Barrier,
+    /// A thread, waited for by `join`.
     Thread,
+    /// A pool task, waited for by `result`.
     Task,
 }
 
 impl ResourceKind {
+    /// The type name, as in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceKind::Mutex => "Mutex",
@@ -234,8 +269,11 @@ impl fmt::Display for ResourceKind {
 /// The wait a thread is in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitingFor {
+    /// The id of the resource waited for.
     pub resource: u64,
+    /// What the wait is for.
     pub op: Op,
+    /// Where the wait was called.
     pub location: Location,
     /// How long the thread had been waiting when the report was made.
     pub since_ms: u64,
@@ -244,7 +282,9 @@ pub struct WaitingFor {
 /// A resource a thread holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
+    /// The id of the resource held.
     pub resource: u64,
+    /// How it was acquired (`read` or `write` for an RwLock).
     pub op: Op,
     /// Reentrant depth, or the number of permits held.
     pub count: u32,
@@ -260,21 +300,30 @@ pub struct Hold {
 pub struct ThreadReport {
     /// lockwatch's own thread id (stable for the life of the process, never reused).
     pub id: u64,
+    /// The thread's name, if it has one.
     pub name: Option<String>,
+    /// What the thread was doing when the report was made.
     pub state: ThreadState,
+    /// The wait it is in, if any.
     pub waiting_for: Option<WaitingFor>,
     #[serde(default)]
+    /// What it holds, one entry per resource.
     pub holds: Vec<Hold>,
     #[serde(default)]
+    /// Its stack, innermost frame first (lockwatch and std frames removed).
     pub backtrace: Vec<Frame>,
 }
 
 /// One resource a finding involves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceReport {
+    /// lockwatch's id for the resource (unique for the life of the process).
     pub id: u64,
+    /// Its type.
     pub kind: ResourceKind,
+    /// The name given to `named(..)`, if any.
     pub name: Option<String>,
+    /// Where it was created.
     pub created_at: Location,
 }
 
@@ -305,14 +354,22 @@ impl ThreadReport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum CycleEdge {
+    /// A deadlock edge: `thread` waits for `waits_for`, which `held_by` can release.
     Wait {
+        /// The waiting thread.
         thread: u64,
+        /// The resource it waits for.
         waits_for: u64,
+        /// The thread that can release it (next in the cycle).
         held_by: u64,
     },
+    /// A lock-order edge: `from` was held when `to` was taken.
     Order {
+        /// The lock held.
         from: u64,
+        /// The lock taken while `from` was held.
         to: u64,
+        /// The thread that took them.
         thread: u64,
         /// Where `to` was acquired while `from` was held.
         location: Location,
@@ -331,18 +388,27 @@ pub enum CycleEdge {
 /// One finding, in the `lockwatch.report/v1` schema.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
+    /// Always [`SCHEMA`].
     pub schema: String,
+    /// What kind of finding this is.
     pub kind: ReportKind,
+    /// One sentence saying what is wrong.
     pub summary: String,
+    /// The process the finding was made in.
     pub pid: u32,
+    /// When it was found, in milliseconds since the Unix epoch.
     pub detected_at_ms: u64,
     #[serde(default)]
+    /// Every thread the finding involves.
     pub threads: Vec<ThreadReport>,
     #[serde(default)]
+    /// Every resource those threads wait for or hold.
     pub resources: Vec<ResourceReport>,
     #[serde(default)]
+    /// The cycle, edge by edge (see [`CycleEdge`]); empty for a stall, a long wait or a hang.
     pub cycle: Vec<CycleEdge>,
     #[serde(default)]
+    /// What to change, one suggestion per line.
     pub help: Vec<String>,
 }
 
@@ -481,7 +547,7 @@ impl Report {
         roots
     }
 
-    fn locations(&self) -> Vec<&Location> {
+    pub(crate) fn locations(&self) -> Vec<&Location> {
         let mut all = Vec::new();
         for t in &self.threads {
             all.extend(t.waiting_for.as_ref().map(|w| &w.location));
@@ -502,7 +568,7 @@ impl Report {
         all
     }
 
-    fn frames(&self) -> impl Iterator<Item = &Frame> {
+    pub(crate) fn frames(&self) -> impl Iterator<Item = &Frame> {
         let threads = self.threads.iter().flat_map(|t| {
             t.backtrace
                 .iter()

@@ -72,7 +72,7 @@ use crate::model::{
     resource_label, thread_label, CycleEdge, Frame, Hold, Location, Op, Report, ReportKind,
     ResourceKind, ResourceReport, ThreadReport, ThreadState, SCHEMA,
 };
-use crate::reduce::order_help;
+use crate::wording::{inversion_summary, order_help, reverse_acquisition_help};
 
 /// The schema identifier of [`OrderGraph::to_json`].
 pub const ORDER_SCHEMA: &str = "lockwatch.order/v1";
@@ -80,9 +80,13 @@ pub const ORDER_SCHEMA: &str = "lockwatch.order/v1";
 /// A lock, as a node of the order graph.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockInfo {
+    /// lockwatch's id for the lock.
     pub id: u64,
+    /// Its type.
     pub kind: ResourceKind,
+    /// Its name, if any.
     pub name: Option<String>,
+    /// Where it was created.
     pub created_at: Location,
 }
 
@@ -90,7 +94,9 @@ pub struct LockInfo {
 /// which it had taken at `from_location`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderEdge {
+    /// The thread that took `to` while holding `from`.
     pub thread: u64,
+    /// That thread's name, if any.
     pub thread_name: Option<String>,
     /// Where `to` was taken.
     pub location: Location,
@@ -130,6 +136,7 @@ pub struct OrderGraph {
 const MAX_GATE_BITS: usize = 12;
 
 impl OrderGraph {
+    /// An empty graph.
     pub fn new() -> Self {
         Self::default()
     }
@@ -215,10 +222,12 @@ impl OrderGraph {
         self.index.get(&id).map(|&n| &self.graph[n].info)
     }
 
+    /// How many locks the graph knows.
     pub fn node_count(&self) -> usize {
         self.graph.node_count()
     }
 
+    /// How many orderings the graph knows.
     pub fn edge_count(&self) -> usize {
         self.graph.edge_count()
     }
@@ -403,11 +412,7 @@ impl OrderGraph {
             path.push(label(first));
         }
         let n_threads = threads.len();
-        let summary = format!(
-            "lock order inversion: {} across {n_threads} thread{}",
-            path.join(" → "),
-            if n_threads == 1 { "" } else { "s" }
-        );
+        let summary = inversion_summary(&path, n_threads);
 
         // The fix: one order for every lock of the cycle (by id, i.e. creation order), and the
         // acquisitions that go against it.
@@ -422,12 +427,11 @@ impl OrderGraph {
                 continue;
             }
             if let Some(e) = self.edge(a, b) {
-                help.push(format!(
-                    "thread `{}` takes {} while holding {} at {}: reverse this acquisition",
-                    thread_label(e.thread_name.as_deref(), e.thread),
-                    label(b),
-                    label(a),
-                    e.location
+                help.push(reverse_acquisition_help(
+                    &thread_label(e.thread_name.as_deref(), e.thread),
+                    &label(b),
+                    &label(a),
+                    &e.location,
                 ));
             }
         }

@@ -30,10 +30,15 @@ pub enum Releasers {
 /// A resource some thread waits for or holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceSnap {
+    /// lockwatch's id for the resource.
     pub id: u64,
+    /// Its type.
     pub kind: ResourceKind,
+    /// Its name, if any.
     pub name: Option<String>,
+    /// Where it was created.
     pub created_at: Location,
+    /// Who can end a wait on it.
     pub releasers: Releasers,
     /// The resource could be taken right now (unlocked, event set, notification pending,
     /// joined thread finished): every wait on it can end.
@@ -43,8 +48,11 @@ pub struct ResourceSnap {
 /// A wait a thread has registered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WaitSnap {
+    /// The id of the resource waited for.
     pub resource: u64,
+    /// What the wait is for.
     pub op: Op,
+    /// Where the wait was called.
     pub location: Location,
     /// Milliseconds since the wait began.
     pub since_ms: u64,
@@ -56,21 +64,29 @@ pub struct WaitSnap {
 /// A resource a thread holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HoldSnap {
+    /// The id of the resource held.
     pub resource: u64,
+    /// How it was acquired.
     pub op: Op,
+    /// Reentrant depth, or the number of permits held.
     pub count: u32,
+    /// Where the hold began.
     pub location: Location,
+    /// Where it was acquired, with `LOCKWATCH_BACKTRACE=full`.
     pub backtrace: Vec<Frame>,
 }
 
 /// A thread known to lockwatch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThreadSnap {
+    /// lockwatch's id for the thread.
     pub id: u64,
+    /// The thread's name, if any.
     pub name: Option<String>,
     /// `Blocked` threads are the only ones that may be stuck; `TimedWait` and `Running` can
     /// always run; `Exited` threads never run again but may still hold what they leaked.
     pub state: ThreadState,
+    /// The wait it is in, if any.
     pub wait: Option<WaitSnap>,
     /// What the thread holds. Complete for blocked and exited threads; may be empty for
     /// running ones (their holds do not matter to the analysis).
@@ -83,7 +99,9 @@ pub struct ThreadSnap {
 /// Everything the analysis needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Every thread lockwatch knows.
     pub threads: Vec<ThreadSnap>,
+    /// Every resource a thread waits for or holds.
     pub resources: Vec<ResourceSnap>,
     /// Some thread lockwatch has never seen exists and can run (it could release an ownerless
     /// resource or set an event).
@@ -91,10 +109,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The thread with this id.
     pub fn thread(&self, id: u64) -> Option<&ThreadSnap> {
         self.threads.iter().find(|t| t.id == id)
     }
 
+    /// The resource with this id.
     pub fn resource(&self, id: u64) -> Option<&ResourceSnap> {
         self.resources.iter().find(|r| r.id == id)
     }

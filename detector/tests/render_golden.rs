@@ -1,35 +1,71 @@
-//! Golden tests of the text renderer: each case builds a report in code with fixed values,
-//! renders it, and compares with `tests/golden/<case>.txt`.
+//! Golden tests of the renderers: each case builds a report in code with fixed values, renders
+//! it, and compares with `tests/golden/<case>.<ext>`.
 //!
-//! Sources are read from `tests/fixtures/` (never from the real examples, which may change);
+//! Seven fixtures are rendered in every format (`txt`, `json`, `sarif`, `github`, `dot`,
+//! `svg`): a 2-thread deadlock, an 8-thread one, a self-deadlock, a stall, a lock-order
+//! inversion, a pool of tasks and a hang dump. A few more shapes are rendered as text only.
+//! Sources are read from `tests/fixtures/` (never from the real examples, which may change).
 //! `LOCKWATCH_BLESS=1 cargo test -p lockwatch-detector --test render_golden` rewrites the
-//! golden files.
+//! golden files; `every_golden_file_has_a_case` fails on a golden file nothing renders.
+//!
+//! `write_renderings` (ignored) writes every fixture in every format, and all of them together
+//! in each format, into `$LOCKWATCH_RENDER_DIR`: `.ci/consumers.sh` hands those files to the
+//! real consumers (sarif-multitool, a JSON-schema validator, Graphviz, rsvg-convert).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use lockwatch_detector::render::{render, Format, RenderOptions, Sources};
 use lockwatch_detector::{
-    analyze, build_report, long_wait_report, CycleEdge, Frame, Hold, HoldSnap, Location, LockInfo,
-    Op, OrderEdge, OrderGraph, Releasers, Report, ReportKind, ResourceKind, ResourceReport,
-    ResourceSnap, Snapshot, TextRenderer, ThreadReport, ThreadSnap, ThreadState, WaitSnap,
-    WaitingFor, SCHEMA,
+    analyze, build_report, long_wait_report, sources, CycleEdge, Frame, Hold, HoldSnap, Location,
+    LockInfo, Op, OrderEdge, OrderGraph, Releasers, Report, ReportKind, ResourceKind,
+    ResourceReport, ResourceSnap, Snapshot, TextRenderer, ThreadReport, ThreadSnap, ThreadState,
+    WaitSnap, WaitingFor, SCHEMA,
 };
 
-/// Every case below, by golden file name. A golden file without a case fails
-/// `every_golden_file_has_a_case`.
-const CASES: &[&str] = &[
+/// The fixtures every renderer is checked on.
+const FIXTURES: &[&str] = &[
     "deadlock_abba",
-    "deadlock_abba_color",
-    "deadlock_abba_no_source",
+    "deadlock_eight_threads",
     "self_deadlock_lock",
-    "leaked_guard",
     "stall_event",
-    "recursive_read",
     "inversion_abba",
-    "inversion_three_threads",
-    "long_wait",
+    "pool_tasks",
     "hang",
 ];
+
+/// Shapes checked in text only.
+const TEXT_CASES: &[&str] = &[
+    "deadlock_abba_color",
+    "deadlock_abba_no_source",
+    "leaked_guard",
+    "recursive_read",
+    "inversion_three_threads",
+    "long_wait",
+];
+
+/// Each format and the extension of its golden files.
+const FORMATS: [(Format, &str); 6] = [
+    (Format::Text, "txt"),
+    (Format::Json, "json"),
+    (Format::Sarif, "sarif"),
+    (Format::Github, "github"),
+    (Format::Dot, "dot"),
+    (Format::Svg, "svg"),
+];
+
+fn fixture(name: &str) -> Report {
+    match name {
+        "deadlock_abba" => abba_report(),
+        "deadlock_eight_threads" => eight_philosophers_report(),
+        "self_deadlock_lock" => self_deadlock_lock_report(),
+        "stall_event" => stall_event_report(),
+        "inversion_abba" => inversion_abba_report(),
+        "pool_tasks" => pool_report(),
+        "hang" => hang_report(),
+        _ => panic!("no fixture `{name}`"),
+    }
+}
 
 fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -43,26 +79,98 @@ fn renderer() -> TextRenderer {
     TextRenderer::plain().with_source_root(fixtures())
 }
 
-fn check(case: &str, actual: &str) {
-    assert!(CASES.contains(&case), "add `{case}` to CASES");
-    let path = manifest().join("tests/golden").join(format!("{case}.txt"));
-    if std::env::var("LOCKWATCH_BLESS").is_ok_and(|v| v == "1") {
-        fs::write(&path, actual).expect("write golden file");
-        return;
+/// The options a fixture is rendered with: its sources from `tests/fixtures/`.
+fn options(reports: &[Report]) -> RenderOptions {
+    RenderOptions {
+        color: false,
+        sources: sources::load(reports, Some(&fixtures())),
     }
-    let expected = fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
+}
+
+fn bless() -> bool {
+    std::env::var("LOCKWATCH_BLESS").is_ok_and(|v| v == "1")
+}
+
+/// Compares `actual` with the golden file `name` (`case.ext`); `Err` describes a difference.
+fn compare(name: &str, actual: &str) -> Result<(), String> {
+    let path = manifest().join("tests/golden").join(name);
+    if bless() {
+        fs::write(&path, actual).expect("write golden file");
+        return Ok(());
+    }
+    let expected = fs::read_to_string(&path).map_err(|e| {
+        format!(
             "cannot read {}: {e}; run with LOCKWATCH_BLESS=1 to create it",
             path.display()
         )
-    });
+    })?;
     if expected != actual {
-        panic!(
-            "{case}: rendering differs from {} (LOCKWATCH_BLESS=1 rewrites it)\n\
+        return Err(format!(
+            "{name}: rendering differs from {} (LOCKWATCH_BLESS=1 rewrites it)\n\
              --- expected\n{expected}\n--- actual\n{actual}",
             path.display()
-        );
+        ));
     }
+    Ok(())
+}
+
+fn check(case: &str, actual: &str) {
+    assert!(
+        TEXT_CASES.contains(&case) || FIXTURES.contains(&case),
+        "add `{case}` to TEXT_CASES"
+    );
+    if let Err(e) = compare(&format!("{case}.txt"), actual) {
+        panic!("{e}");
+    }
+}
+
+/// Every fixture in `format` against its golden file; all differences are listed at once.
+fn check_format(format: Format) {
+    let ext = FORMATS
+        .iter()
+        .find(|(f, _)| *f == format)
+        .map(|(_, e)| *e)
+        .expect("a format of FORMATS");
+    let failures: Vec<String> = FIXTURES
+        .iter()
+        .filter_map(|&name| {
+            let report = fixture(name);
+            let reports = std::slice::from_ref(&report);
+            let actual = render(reports, format, &options(reports));
+            compare(&format!("{name}.{ext}"), &actual).err()
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn text_goldens() {
+    check_format(Format::Text);
+}
+
+#[test]
+fn json_goldens() {
+    check_format(Format::Json);
+}
+
+#[test]
+fn sarif_goldens() {
+    check_format(Format::Sarif);
+}
+
+#[test]
+fn github_goldens() {
+    check_format(Format::Github);
+}
+
+#[test]
+fn dot_goldens() {
+    check_format(Format::Dot);
+}
+
+#[test]
+fn svg_goldens() {
+    check_format(Format::Svg);
 }
 
 fn loc(file: &str, line: u32, column: u32) -> Location {
@@ -152,11 +260,6 @@ fn abba_report() -> Report {
 }
 
 #[test]
-fn deadlock_abba() {
-    check("deadlock_abba", &renderer().render(&abba_report()));
-}
-
-#[test]
 fn deadlock_abba_color() {
     let r = TextRenderer::styled().with_source_root(fixtures());
     check("deadlock_abba_color", &r.render(&abba_report()));
@@ -225,8 +328,7 @@ fn only_report(s: &Snapshot) -> Report {
     build_report(s, &findings[0], 4242, 1_764_103_000_123)
 }
 
-#[test]
-fn self_deadlock_lock() {
+fn self_deadlock_lock_report() -> Report {
     let file = "examples/lock_twice.rs";
     let mut main = thread(1, "main", ThreadState::Blocked);
     main.wait = wait(20, Op::Acquire, loc(file, 11, 9), 2);
@@ -247,11 +349,10 @@ fn self_deadlock_lock() {
         )],
         unknown_threads_can_run: false,
     };
-    check("self_deadlock_lock", &renderer().render(&only_report(&s)));
+    only_report(&s)
 }
 
-#[test]
-fn leaked_guard() {
+fn leaked_guard_report() -> Report {
     let file = "examples/leaked_guard.rs";
     let mut main = thread(1, "main", ThreadState::Blocked);
     main.wait = wait(30, Op::Lock, loc(file, 10, 20), 9);
@@ -269,11 +370,15 @@ fn leaked_guard() {
         )],
         unknown_threads_can_run: false,
     };
-    check("leaked_guard", &renderer().render(&only_report(&s)));
+    only_report(&s)
 }
 
 #[test]
-fn stall_event() {
+fn leaked_guard() {
+    check("leaked_guard", &renderer().render(&leaked_guard_report()));
+}
+
+fn stall_event_report() -> Report {
     let file = "examples/event.rs";
     let mut main = thread(1, "main", ThreadState::Blocked);
     main.wait = wait(40, Op::Wait, loc(file, 6, 11), 1);
@@ -289,11 +394,10 @@ fn stall_event() {
         )],
         unknown_threads_can_run: false,
     };
-    check("stall_event", &renderer().render(&only_report(&s)));
+    only_report(&s)
 }
 
-#[test]
-fn recursive_read() {
+fn recursive_read_report() -> Report {
     let file = "examples/recursive_read.rs";
     let mut main = thread(1, "main", ThreadState::Blocked);
     main.wait = wait(50, Op::Read, loc(file, 10, 23), 12);
@@ -312,7 +416,15 @@ fn recursive_read() {
         )],
         unknown_threads_can_run: false,
     };
-    check("recursive_read", &renderer().render(&only_report(&s)));
+    only_report(&s)
+}
+
+#[test]
+fn recursive_read() {
+    check(
+        "recursive_read",
+        &renderer().render(&recursive_read_report()),
+    );
 }
 
 fn lock_info(id: u64, name: Option<&str>, file: &str, line: u32) -> LockInfo {
@@ -324,8 +436,7 @@ fn lock_info(id: u64, name: Option<&str>, file: &str, line: u32) -> LockInfo {
     }
 }
 
-#[test]
-fn inversion_abba() {
+fn inversion_abba_report() -> Report {
     let mut g = OrderGraph::new();
     let a = || lock_info(10, Some("account A"), ABBA, 9);
     let b = || lock_info(11, Some("account B"), ABBA, 10);
@@ -345,18 +456,21 @@ fn inversion_abba() {
     assert!(g.insert_edge(a(), b(), edge(2, "worker-a", 21)).is_empty());
     let found = g.insert_edge(b(), a(), edge(3, "worker-b", 29));
     assert_eq!(found.len(), 1);
-    let report = g.inversion_report(&found[0], 4242, 1_764_103_000_123);
-    check("inversion_abba", &renderer().render(&report));
-    // Handled like a deadlock (`LOCKWATCH_LOCK_ORDER=error`): the same text, headlined as an
-    // error.
+    g.inversion_report(&found[0], 4242, 1_764_103_000_123)
+}
+
+#[test]
+fn inversion_as_error_is_the_same_text_headlined_as_an_error() {
+    // Handled like a deadlock (`LOCKWATCH_LOCK_ORDER=error`).
+    let report = inversion_abba_report();
     let as_error = renderer().as_error().render(&report);
     let warning = renderer().render(&report);
     assert!(
-        warning.starts_with("warning: lock order inversion"),
+        warning.starts_with("warning[lock_order_inversion]: "),
         "{warning}"
     );
     assert!(
-        as_error.starts_with("error: lock order inversion"),
+        as_error.starts_with("error[lock_order_inversion]: "),
         "{as_error}"
     );
     assert_eq!(
@@ -365,8 +479,7 @@ fn inversion_abba() {
     );
 }
 
-#[test]
-fn inversion_three_threads() {
+fn inversion_three_threads_report() -> Report {
     // Sources are not available here: the locations are printed without snippets.
     let file = "src/dining.rs";
     let mut g = OrderGraph::new();
@@ -391,12 +504,19 @@ fn inversion_three_threads() {
         .is_empty());
     let found = g.insert_edge(fork(3), fork(1), edge(7, None, 31));
     assert_eq!(found, vec![vec![(1, 2), (2, 3), (3, 1)]]);
-    let report = g.inversion_report(&found[0], 4242, 1_764_103_000_123);
-    check("inversion_three_threads", &renderer().render(&report));
+    g.inversion_report(&found[0], 4242, 1_764_103_000_123)
 }
 
 #[test]
-fn long_wait() {
+fn inversion_three_threads() {
+    // Sources are not available here: the locations are printed without snippets.
+    check(
+        "inversion_three_threads",
+        &renderer().render(&inversion_three_threads_report()),
+    );
+}
+
+fn long_wait_report_fixture() -> Report {
     let mut worker = thread(2, "worker-a", ThreadState::Blocked);
     worker.wait = wait(11, Op::Lock, loc(ABBA, 21, 23), 7);
     worker.wait.as_mut().expect("wait").since_ms = 1200;
@@ -425,36 +545,184 @@ fn long_wait() {
         ],
         unknown_threads_can_run: false,
     };
-    let report = long_wait_report(&s, 2, 4242, 1_764_103_000_123);
-    check("long_wait", &renderer().render(&report));
+    long_wait_report(&s, 2, 4242, 1_764_103_000_123)
 }
 
 #[test]
-fn hang() {
-    let report = Report {
+fn long_wait() {
+    check("long_wait", &renderer().render(&long_wait_report_fixture()));
+}
+
+const PHILOSOPHERS: &str = "examples/philosophers.rs";
+
+/// Eight philosophers, each holding the fork on its left and waiting for the one on its right.
+fn eight_philosophers_report() -> Report {
+    let threads = (0..8u64)
+        .map(|i| {
+            let mut t = thread(10 + i, &format!("philosopher-{i}"), ThreadState::Blocked);
+            t.wait = wait(
+                100 + (i + 1) % 8,
+                Op::Lock,
+                loc(PHILOSOPHERS, 23, 47),
+                20 + i,
+            );
+            t.holds = vec![hold(100 + i, Op::Lock, loc(PHILOSOPHERS, 21, 26))];
+            t.backtrace = vec![frame("philosophers::dine", PHILOSOPHERS, 23)];
+            t
+        })
+        .collect();
+    let resources = (0..8u64)
+        .map(|i| {
+            let mut r = resource(
+                100 + i,
+                ResourceKind::Mutex,
+                &format!("fork {i}"),
+                PHILOSOPHERS,
+                7,
+                Releasers::Holders,
+            );
+            r.created_at = loc(PHILOSOPHERS, 7, 33);
+            r
+        })
+        .collect();
+    only_report(&Snapshot {
+        threads,
+        resources,
+        unknown_threads_can_run: false,
+    })
+}
+
+const POOL: &str = "examples/pool.rs";
+
+/// Two pool workers, each running a task that waits for the result of a task still queued: no
+/// worker is left to run them. Built by hand from the report model, as the runtime's pool
+/// reports it (a queued task's releasers are the pool's workers).
+fn pool_report() -> Report {
+    let worker = |id: u64, name: &str, task: u64, line: u32, column: u32| ThreadReport {
+        id,
+        name: Some(name.to_owned()),
+        state: ThreadState::Blocked,
+        waiting_for: Some(WaitingFor {
+            resource: task,
+            op: Op::Result,
+            location: loc(POOL, line, column),
+            since_ms: 40,
+        }),
+        holds: Vec::new(),
+        backtrace: vec![
+            frame("pool::main::{{closure}}", POOL, line),
+            frame("lockwatch::pool::worker_loop", "src/pool.rs", 311),
+            frame(
+                "std::sys::backtrace::__rust_begin_short_backtrace",
+                "library/std/src/sys/backtrace.rs",
+                158,
+            ),
+        ],
+    };
+    let task = |id: u64, line: u32| ResourceReport {
+        id,
+        kind: ResourceKind::Task,
+        name: None,
+        created_at: loc(POOL, line, 22),
+    };
+    Report {
+        schema: SCHEMA.to_owned(),
+        kind: ReportKind::Deadlock,
+        summary: "2 pool workers are deadlocked: each waits for a task that only a free worker \
+                  could run"
+            .to_owned(),
+        pid: 4242,
+        detected_at_ms: 1_764_103_000_123,
+        threads: vec![
+            worker(5, "pool-0", 21, 10, 15),
+            worker(6, "pool-1", 22, 13, 61),
+        ],
+        resources: vec![task(21, 9), task(22, 13)],
+        cycle: vec![
+            CycleEdge::Wait {
+                thread: 5,
+                waits_for: 21,
+                held_by: 6,
+            },
+            CycleEdge::Wait {
+                thread: 6,
+                waits_for: 22,
+                held_by: 5,
+            },
+        ],
+        help: vec![
+            "do not wait for a task's result from inside a task of the same pool (every worker \
+             can end up waiting), or give the pool more workers"
+                .to_owned(),
+        ],
+    }
+}
+
+const SPIN: &str = "examples/spin.rs";
+
+/// What `lockwatch run --timeout` renders for a program that spins forever holding a lock: the
+/// main thread joins the spinner, which runs on with `state` held.
+fn hang_report() -> Report {
+    Report {
         schema: SCHEMA.to_owned(),
         kind: ReportKind::Hang,
         summary: "`cargo run --example spin` did not finish within 30 s".to_owned(),
         pid: 4242,
         detected_at_ms: 1_764_103_000_123,
-        threads: vec![ThreadReport {
-            id: 1,
-            name: None,
-            state: ThreadState::Running,
-            waiting_for: None,
-            holds: Vec::new(),
-            backtrace: vec![Frame {
-                function: "spin::main".to_owned(),
-                file: None,
-                line: None,
-                column: None,
-            }],
-        }],
-        resources: Vec::new(),
+        threads: vec![
+            ThreadReport {
+                id: 1,
+                name: Some("main".to_owned()),
+                state: ThreadState::Blocked,
+                waiting_for: Some(WaitingFor {
+                    resource: 3,
+                    op: Op::Join,
+                    location: loc(SPIN, 14, 22),
+                    since_ms: 30_000,
+                }),
+                holds: Vec::new(),
+                backtrace: vec![frame("spin::main", SPIN, 14)],
+            },
+            ThreadReport {
+                id: 2,
+                name: Some("spinner".to_owned()),
+                state: ThreadState::Running,
+                waiting_for: None,
+                holds: vec![Hold {
+                    resource: 4,
+                    op: Op::Lock,
+                    count: 1,
+                    location: loc(SPIN, 9, 27),
+                    backtrace: Vec::new(),
+                }],
+                backtrace: vec![
+                    frame("spin::main::{{closure}}", SPIN, 11),
+                    Frame {
+                        function: "core::num::<impl u64>::wrapping_add".to_owned(),
+                        file: None,
+                        line: None,
+                        column: None,
+                    },
+                ],
+            },
+        ],
+        resources: vec![
+            ResourceReport {
+                id: 3,
+                kind: ResourceKind::Thread,
+                name: Some("spinner".to_owned()),
+                created_at: loc(SPIN, 8, 66),
+            },
+            ResourceReport {
+                id: 4,
+                kind: ResourceKind::Mutex,
+                name: Some("state".to_owned()),
+                created_at: loc(SPIN, 6, 26),
+            },
+        ],
         cycle: Vec::new(),
         help: Vec::new(),
-    };
-    check("hang", &renderer().render(&report));
+    }
 }
 
 #[test]
@@ -468,9 +736,185 @@ fn display_is_the_plain_renderer() {
 }
 
 #[test]
+fn text_renderer_is_render_with_loaded_sources() {
+    for name in FIXTURES {
+        let r = fixture(name);
+        let reports = std::slice::from_ref(&r);
+        assert_eq!(
+            renderer().render(&r),
+            render(reports, Format::Text, &options(reports)),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn rendering_is_deterministic() {
     let r = abba_report();
-    assert_eq!(renderer().render(&r), renderer().render(&r));
+    for (format, _) in FORMATS {
+        let reports = std::slice::from_ref(&r);
+        assert_eq!(
+            render(reports, format, &options(reports)),
+            render(reports, format, &options(reports)),
+            "{format}"
+        );
+    }
+}
+
+#[test]
+fn renderers_read_only_the_sources_handed_in() {
+    // The same report with no sources: the text falls back to `file:line:col` notes, SARIF
+    // has no snippets, GitHub no end columns; nothing is read from the fixtures directory.
+    let r = abba_report();
+    let bare = RenderOptions::default();
+    let text = render(std::slice::from_ref(&r), Format::Text, &bare);
+    assert!(text.contains("= note: examples/abba.rs:21:23: thread `worker-a` blocks here"));
+    assert!(!text.contains("b.lock()"), "{text}");
+    let sarif = render(std::slice::from_ref(&r), Format::Sarif, &bare);
+    assert!(!sarif.contains("snippet"), "{sarif}");
+    let github = render(std::slice::from_ref(&r), Format::Github, &bare);
+    assert!(!github.contains("endColumn"), "{github}");
+    let mut one = Sources::new();
+    one.insert(ABBA, fs::read_to_string(fixtures().join(ABBA)).unwrap());
+    let with = RenderOptions {
+        color: false,
+        sources: one,
+    };
+    let text = render(std::slice::from_ref(&r), Format::Text, &with);
+    assert!(
+        text.contains("21 |     let mut payee = b.lock();"),
+        "{text}"
+    );
+}
+
+#[test]
+fn json_lines_parse_back_to_the_reports() {
+    let reports: Vec<Report> = FIXTURES.iter().map(|n| fixture(n)).collect();
+    let out = render(&reports, Format::Json, &RenderOptions::default());
+    let back: Vec<Report> = out
+        .lines()
+        .map(|l| Report::from_json(l).expect("a report per line"))
+        .collect();
+    assert_eq!(back, reports);
+}
+
+fn sarif_of(reports: &[Report]) -> serde_json::Value {
+    serde_json::from_str(&render(reports, Format::Sarif, &options(reports))).expect("JSON")
+}
+
+#[test]
+fn sarif_has_one_result_per_report_and_a_thread_flow_per_thread() {
+    let reports: Vec<Report> = FIXTURES.iter().map(|n| fixture(n)).collect();
+    let log = sarif_of(&reports);
+    assert_eq!(log["version"], "2.1.0");
+    let run = &log["runs"][0];
+    assert_eq!(run["columnKind"], "unicodeCodePoints");
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), reports.len());
+    for (r, res) in reports.iter().zip(results) {
+        assert_eq!(res["ruleId"], r.kind.as_str());
+        let index = res["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[index]["id"], r.kind.as_str());
+        assert!(rules[index]["help"]["text"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()));
+        if r.kind != ReportKind::LockOrderInversion {
+            let flows = res["codeFlows"][0]["threadFlows"].as_array().unwrap();
+            let with_sites = r
+                .threads
+                .iter()
+                .filter(|t| t.waiting_for.is_some() || !t.holds.is_empty())
+                .count();
+            assert_eq!(flows.len(), with_sites, "{}", r.summary);
+        }
+    }
+    let eight = &results[1]["codeFlows"][0]["threadFlows"];
+    assert_eq!(eight.as_array().unwrap().len(), 8);
+}
+
+#[test]
+fn sarif_fingerprints_ignore_pid_time_and_ids() {
+    let a = abba_report();
+    let mut b = abba_report();
+    b.pid = 1;
+    b.detected_at_ms = 7;
+    // Another run numbers threads and resources differently.
+    for t in &mut b.threads {
+        t.id += 100;
+    }
+    for e in &mut b.cycle {
+        if let CycleEdge::Wait {
+            thread, held_by, ..
+        } = e
+        {
+            *thread += 100;
+            *held_by += 100;
+        }
+    }
+    let print = |r: &Report| {
+        sarif_of(std::slice::from_ref(r))["runs"][0]["results"][0]["partialFingerprints"].clone()
+    };
+    assert_eq!(print(&a), print(&b));
+    assert_ne!(print(&a), print(&self_deadlock_lock_report()));
+}
+
+#[test]
+fn github_escapes_names_in_messages_and_properties() {
+    let mut r = abba_report();
+    r.threads[0].name = Some("worker,a: 100%\nx".to_owned());
+    r.threads[0].waiting_for.as_mut().unwrap().location.file = "dir,x/a:b.rs".to_owned();
+    let out = render(
+        std::slice::from_ref(&r),
+        Format::Github,
+        &RenderOptions::default(),
+    );
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.starts_with("::error file=dir%2Cx/a%3Ab.rs,line=21,col=23,title="),
+        "{first}"
+    );
+    assert!(
+        first.contains("thread `worker,a: 100%25%0Ax` blocks here"),
+        "{first}"
+    );
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "one annotation per blocked site: {out}"
+    );
+}
+
+#[test]
+fn dot_and_svg_escape_labels() {
+    let mut r = abba_report();
+    r.resources[0].name = Some("a \"<b>\" & \\N".to_owned());
+    let reports = std::slice::from_ref(&r);
+    let dot = render(reports, Format::Dot, &RenderOptions::default());
+    assert!(dot.contains(r#"a \"<b>\" & \\N\nMutex"#), "{dot}");
+    let svg = render(reports, Format::Svg, &RenderOptions::default());
+    assert!(svg.contains("a &quot;&lt;b&gt;&quot; &amp; \\N"), "{svg}");
+    assert!(!svg.contains("<b>"), "{svg}");
+}
+
+/// Writes every fixture, and all of them together, in every format into
+/// `$LOCKWATCH_RENDER_DIR` for `.ci/consumers.sh`.
+#[test]
+#[ignore = "writes files for .ci/consumers.sh"]
+fn write_renderings() {
+    let dir =
+        PathBuf::from(std::env::var_os("LOCKWATCH_RENDER_DIR").expect("set LOCKWATCH_RENDER_DIR"));
+    fs::create_dir_all(&dir).expect("create LOCKWATCH_RENDER_DIR");
+    let all: Vec<Report> = FIXTURES.iter().map(|n| fixture(n)).collect();
+    for (format, ext) in FORMATS {
+        for (name, r) in FIXTURES.iter().zip(&all) {
+            let reports = std::slice::from_ref(r);
+            let path = dir.join(format!("{name}.{ext}"));
+            fs::write(&path, render(reports, format, &options(reports))).expect("write");
+        }
+        let path = dir.join(format!("all.{ext}"));
+        fs::write(&path, render(&all, format, &options(&all))).expect("write");
+    }
 }
 
 #[test]
@@ -483,8 +927,10 @@ fn every_golden_file_has_a_case() {
             .file_name()
             .to_string_lossy()
             .into_owned();
-        let case = name.strip_suffix(".txt").unwrap_or(&name).to_owned();
-        if !CASES.contains(&case.as_str()) {
+        let (case, ext) = name.split_once('.').unwrap_or((&name, ""));
+        let rendered = (FIXTURES.contains(&case) && FORMATS.iter().any(|(_, e)| *e == ext))
+            || (TEXT_CASES.contains(&case) && ext == "txt");
+        if !rendered {
             orphans.push(name);
         }
     }

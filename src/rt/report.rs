@@ -2,10 +2,10 @@
 
 use super::registry;
 use crate::config::{self, Format, OnDeadlock};
-use lockwatch_detector::render::TextRenderer;
+use lockwatch_detector::render::{self, TextRenderer};
 use lockwatch_detector::Report;
 use parking_lot::{Mutex, RwLock};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,12 +52,14 @@ pub(crate) fn emit(report: Report, how: Emitted) {
     let mut text = match config.format {
         Format::Json => report.to_json(),
         Format::Text => TextRenderer {
-            color: std::io::stderr().is_terminal(),
+            color: render::color_for_stderr(),
             source_root: None,
             // Under `LOCKWATCH_LOCK_ORDER=error` an inversion stops the program like a deadlock.
             as_error: matches!(how, Emitted::Inversion { .. }),
         }
         .render(&report),
+        // Only the typed API can ask for these; their sources are not read here.
+        other => render::render(std::slice::from_ref(&report), other, &Default::default()),
     };
     if !text.ends_with('\n') {
         text.push('\n');

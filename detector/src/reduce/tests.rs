@@ -1,5 +1,6 @@
 use super::*;
 use crate::model::Location;
+use crate::model::ResourceKind;
 use crate::snapshot::HoldSnap;
 
 // ---- snapshot builder ----
