@@ -75,7 +75,7 @@ impl Graph {
                         Node::Resource(*from),
                         Node::Resource(*to),
                         EdgeKind::Then,
-                        format!("then `{}` ({who})", wording::resource(report, *to)),
+                        format!("then, by {who}"),
                     );
                 }
             }

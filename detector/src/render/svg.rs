@@ -199,9 +199,13 @@ impl Panel {
             // Room around the circle for every shape and a labelled gap between neighbours.
             let around: f64 = shapes.iter().map(|s| 2.0 * s.2 + 70.0).sum();
             let widest = shapes.iter().map(|s| s.2).fold(0.0, f64::max);
-            let radius = (around / (2.0 * PI)).max(90.0).max(widest + 30.0);
+            let radius = if ring.len() == 2 {
+                // Two nodes face each other: leave room between them for both labelled arcs.
+                (shapes[0].2 + shapes[1].2 + 170.0) / 2.0
+            } else {
+                (around / (2.0 * PI)).max(90.0).max(widest + 30.0)
+            };
             let cx = MARGIN + widest + radius + 20.0;
-            let cy = TITLE_H + NODE_H / 2.0 + radius + 28.0;
             // Two nodes face each other left and right; more start at the top.
             let start = if ring.len() == 2 { PI } else { -PI / 2.0 };
             for (k, (&node, (name, what, hw, hh))) in ring.iter().zip(shapes).enumerate() {
@@ -211,13 +215,25 @@ impl Panel {
                     name,
                     what,
                     x: cx + radius * angle.cos(),
-                    y: cy + radius * angle.sin(),
+                    y: radius * angle.sin(),
                     hw,
                     hh,
                 });
             }
-            center = Some((cx, cy));
-            bottom = cy + radius + NODE_H / 2.0 + 28.0;
+            // Room above and below for the arcs bowing out and their labels: a pair of
+            // opposite arcs between two nodes bows by a tenth of their distance.
+            let bow = if ring.len() == 2 {
+                0.11 * 2.0 * radius + 16.0
+            } else {
+                34.0
+            };
+            let top = nodes.iter().map(|p| p.y - p.hh).fold(f64::INFINITY, f64::min);
+            let shift = TITLE_H + bow - top;
+            for p in &mut nodes {
+                p.y += shift;
+            }
+            center = Some((cx, shift));
+            bottom = nodes.iter().map(|p| p.y + p.hh).fold(0.0, f64::max) + bow;
         }
         let rest: Vec<Node> = g
             .nodes
