@@ -2,8 +2,9 @@
 //! summaries and help lines of the reports themselves, apart from the algorithms that decide
 //! what they say.
 //!
-//! A resource is always named through [`resource_label`]/[`resource_phrase`], a thread through
-//! [`thread_label`], so that one resource or thread reads the same in every format.
+//! A resource is always named through [`crate::resource_label`]/[`crate::resource_phrase`], a
+//! thread through [`crate::thread_label`], so that one resource or thread reads the same in
+//! every format.
 
 mod findings;
 

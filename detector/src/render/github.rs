@@ -1,5 +1,5 @@
 //! `github`: GitHub Actions workflow commands, one annotation per site where a thread is stuck
-//! (`::error file=examples/abba.rs,line=21,col=23,endColumn=29,title=..::message`).
+//! (`::error file=examples/abba.rs,line=21,col=23,endColumn=28,title=..::message`).
 //!
 //! A deadlock, stall or hang gives one `::error` per waiting thread, a lock-order inversion one
 //! per acquisition that makes an order edge, a long wait one `::warning` (an inversion is a
@@ -62,8 +62,12 @@ fn render_one(report: &Report, sources: &Sources, out: &mut String) {
             format!("line={}", at.line),
             format!("col={}", at.column),
         ];
+        // GitHub's end column is the last column annotated, not the one after it.
         if let Some(end) = sources.get(&at.file).and_then(|t| end_column(t, at)) {
-            props.push(format!("endColumn={end}"));
+            props.push(format!(
+                "endColumn={}",
+                end.saturating_sub(1).max(at.column)
+            ));
         }
         props.push(format!("title={}", escape_property(&title)));
         let message = std::iter::once(label)

@@ -175,7 +175,7 @@ pub(crate) fn node_lines(report: &Report, n: Node) -> (String, String) {
     }
 }
 
-/// The headline of a picture: "error[deadlock]: 2 threads are deadlocked on 2 Mutexes".
+/// The headline of a picture: `error[deadlock]: 2 threads are deadlocked on 2 Mutexes`.
 pub(crate) fn title(report: &Report) -> String {
     let level = if wording::is_warning(report.kind, false) {
         "warning"

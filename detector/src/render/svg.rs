@@ -227,7 +227,10 @@ impl Panel {
             } else {
                 34.0
             };
-            let top = nodes.iter().map(|p| p.y - p.hh).fold(f64::INFINITY, f64::min);
+            let top = nodes
+                .iter()
+                .map(|p| p.y - p.hh)
+                .fold(f64::INFINITY, f64::min);
             let shift = TITLE_H + bow - top;
             for p in &mut nodes {
                 p.y += shift;

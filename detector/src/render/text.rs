@@ -210,3 +210,61 @@ fn render_one(renderer: &Renderer, report: &Report, sources: &Sources, as_error:
     let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
     lines.join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Op, ThreadReport, ThreadState, WaitingFor, SCHEMA};
+
+    fn waiting_at(line: u32, column: u32) -> Report {
+        Report {
+            schema: SCHEMA.to_owned(),
+            kind: ReportKind::Stall,
+            summary: "1 thread is stalled".to_owned(),
+            pid: 1,
+            detected_at_ms: 0,
+            threads: vec![ThreadReport {
+                id: 1,
+                name: None,
+                state: ThreadState::Blocked,
+                waiting_for: Some(WaitingFor {
+                    resource: 2,
+                    op: Op::Wait,
+                    location: Location::new("f.rs", line, column),
+                    since_ms: 0,
+                }),
+                holds: Vec::new(),
+                backtrace: Vec::new(),
+            }],
+            resources: Vec::new(),
+            cycle: Vec::new(),
+            help: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn any_location_in_any_source_renders_without_panicking() {
+        // Tabs, multi-byte characters, an empty line, CRLF, no final newline: a saved report
+        // may point anywhere in a file that has changed since.
+        let text = "\tlet é = m.lock();\r\n\n    x.wait(\"(\");\r\nfin";
+        let mut sources = Sources::new();
+        sources.insert("f.rs", text);
+        for line in 0..7 {
+            for column in 0..24 {
+                let out = render(&[waiting_at(line, column)], &sources, false);
+                assert!(out.starts_with("error[stall]: "), "{out}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_past_the_end_of_the_file_is_a_location_note() {
+        let mut sources = Sources::new();
+        sources.insert("f.rs", "fn main() {}\n");
+        let out = render(&[waiting_at(9, 3)], &sources, false);
+        assert!(
+            out.contains("= note: f.rs:9:3: thread `#1` blocks here"),
+            "{out}"
+        );
+    }
+}
