@@ -10,8 +10,12 @@
 //!   [`reduce::long_wait_report`] turn them into reports.
 //! - [`order::OrderGraph`] learns the lock hierarchy edge by edge and finds inversions
 //!   incrementally (Pearce–Kelly); [`order::OrderGraph::inversion_report`] reports one.
+//! - [`crossproc::cross_process_inversions`] merges the hierarchies several processes wrote
+//!   and reports the inversions none of them saw whole; [`hang`] builds `hang` reports.
 //! - [`render::TextRenderer`] (and `Display` for [`Report`]) writes the annotated text.
 
+pub mod crossproc;
+pub mod hang;
 pub mod model;
 pub mod order;
 pub mod reduce;

@@ -400,6 +400,7 @@ impl Renderer<'_> {
                 from_location,
                 thread_name,
                 backtrace,
+                ..
             } = e
             {
                 let who = thread_label(thread_name.as_deref(), *thread);
