@@ -47,18 +47,38 @@ fn main() -> ExitCode {
     })
 }
 
-/// clap's message as one line: its first line, and a `tip:` if it has one (usage and
-/// "for more information" lines dropped; `lockwatch --help` says it all).
+/// clap's message as one line: its first line with the indented lines that continue it
+/// (the missing arguments), and a `tip:` if it has one. The usage and "for more information"
+/// lines are dropped: `lockwatch --help` says it all.
 fn one_line(message: &str) -> String {
-    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines
+    let mut lines = message.lines().filter(|l| !l.trim().is_empty());
+    let mut text = lines
         .next()
         .unwrap_or("invalid arguments")
+        .trim()
         .trim_start_matches("error:")
-        .trim();
-    match lines.find(|l| l.starts_with("tip:")) {
-        Some(tip) => format!("{first} ({tip})"),
-        None => first.to_owned(),
+        .trim()
+        .to_owned();
+    let mut continued = Vec::new();
+    let mut tips: Vec<String> = Vec::new();
+    for line in lines {
+        let trimmed = line.trim();
+        if let Some(t) = trimmed.strip_prefix("tip:") {
+            tips.push(t.trim().to_owned());
+        } else if line.starts_with(char::is_whitespace) && tips.is_empty() {
+            continued.push(trimmed.to_owned());
+        } else {
+            // "Usage: ..." and what follows.
+            break;
+        }
+    }
+    if !continued.is_empty() {
+        text = format!("{} {}", text, continued.join(", "));
+    }
+    if tips.is_empty() {
+        text
+    } else {
+        format!("{text} (tip: {})", tips.join("; "))
     }
 }
 

@@ -68,6 +68,50 @@ mod unix {
         }
     }
 
+    /// The processes of group `group` that catch `SIGUSR1` (every lockwatch process run with
+    /// `LOCKWATCH_REPORT_DIR` does, to dump its threads), read from `/proc`; `None` where
+    /// there is no `/proc` to read. Processes that do not catch it are left out: the signal
+    /// would kill them.
+    pub(crate) fn members_catching_sigusr1(group: u32) -> Option<Vec<u32>> {
+        let entries = std::fs::read_dir("/proc").ok()?;
+        let mut pids = Vec::new();
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // After the command name (in parentheses, which it may itself contain): state,
+            // ppid, pgrp.
+            let in_group = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().nth(2))
+                .and_then(|g| g.parse::<u32>().ok())
+                == Some(group);
+            if !in_group {
+                continue;
+            }
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                continue;
+            };
+            let caught = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                .unwrap_or(0);
+            if caught & (1 << (SIGUSR1 - 1)) != 0 {
+                pids.push(pid);
+            }
+        }
+        pids.sort_unstable();
+        Some(pids)
+    }
+
     /// Forwards Ctrl-C, `SIGTERM`, `SIGHUP` and `SIGQUIT` to the command's group for the rest
     /// of `lockwatch`'s life, so the command ends as it would have in the foreground and its
     /// reports are still rendered.
@@ -125,6 +169,10 @@ mod other {
 
     pub(crate) fn is_live_member(_pid: u32, _group: u32) -> bool {
         false
+    }
+
+    pub(crate) fn members_catching_sigusr1(_group: u32) -> Option<Vec<u32>> {
+        Some(Vec::new())
     }
 
     pub(crate) fn forward_terminal_signals(_group: u32) {}

@@ -26,9 +26,6 @@ use crate::status;
 const DUMP_GRACE: Duration = Duration::from_secs(3);
 /// How often the command and the report directory are looked at.
 const POLL: Duration = Duration::from_millis(20);
-/// The file a process that answers `SIGUSR1` leaves in the report directory
-/// (`.sigusr1-<pid>`; written by the runtime, see `src/rt/dump.rs`).
-const DUMP_MARKER: &str = ".sigusr1-";
 
 /// Runs the command and returns the exit status to end with.
 pub(crate) fn run(config: &RunConfig) -> u8 {
@@ -160,29 +157,25 @@ fn run_in(config: &RunConfig, dir: &ReportDir) -> u8 {
     )
 }
 
-/// Asks every process of the group that answers `SIGUSR1` (it left a marker) for a dump, and
-/// waits until each has written one, has gone, or [`DUMP_GRACE`] is over. Returns the pids
-/// asked.
+/// Asks every process of the group that answers `SIGUSR1` (a lockwatch process, which then
+/// writes a dump) for a dump, and waits until each has written one, has gone, or
+/// [`DUMP_GRACE`] is over. Returns the pids asked. Where the processes cannot be told apart
+/// (no `/proc`), the whole group is asked and given the whole grace period.
 fn ask_for_dumps(dir: &Path, group: u32) -> Vec<u32> {
-    let mut asked = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return asked;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(DUMP_MARKER))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if process::signal_member(pid, group, process::SIGUSR1) {
-            asked.push(pid);
-        }
-    }
-    asked.sort_unstable();
     let deadline = Instant::now() + DUMP_GRACE;
+    let Some(members) = process::members_catching_sigusr1(group) else {
+        process::signal_group(group, process::SIGUSR1);
+        while Instant::now() < deadline && process::signal_group(group, 0) {
+            std::thread::sleep(POLL);
+        }
+        let mut dumped: Vec<u32> = dumps_in(dir).into_iter().collect();
+        dumped.sort_unstable();
+        return dumped;
+    };
+    let asked: Vec<u32> = members
+        .into_iter()
+        .filter(|&pid| process::signal_member(pid, group, process::SIGUSR1))
+        .collect();
     while Instant::now() < deadline {
         let dumped = dumps_in(dir);
         let pending = asked
