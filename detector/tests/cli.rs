@@ -2,7 +2,9 @@
 //! `cargo test` into `target/<profile>/examples`) and `render` on saved reports.
 //!
 //! Every run has a hard deadline: past it the test stops `lockwatch` (which forwards the
-//! `SIGTERM` to its command's process group) and fails.
+//! `SIGTERM` to its command's process group) and fails. Unix only: the commands run are
+//! shell scripts, and `--timeout` works with signals.
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -665,5 +667,109 @@ fn a_format_this_build_cannot_render_yet_is_a_usage_error_before_anything_runs()
         run.stderr.contains("--format svg: not supported yet"),
         "{}",
         run.stderr
+    );
+}
+
+// ---- the runtime's side of --timeout ----
+
+/// Starts `spin_holding` directly and waits for its first line (it holds its locks by then).
+fn start_spinner(env: &[(&str, &str)]) -> std::process::Child {
+    use std::io::BufRead;
+    let mut command = Command::new(example_path("spin_holding"));
+    command
+        .current_dir(root())
+        .env_remove("LOCKWATCH_REPORT_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn spin_holding");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("never lets go"), "{line}");
+    child
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Waits (bounded) for the child to end; its exit status.
+fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn sigusr1_writes_a_dump_into_the_report_directory_and_the_program_runs_on() {
+    let dir = scratch("sigusr1");
+    let mut child = start_spinner(&[
+        ("LOCKWATCH_REPORT_DIR", dir.to_str().unwrap()),
+        ("NEXTEST_TEST_NAME", "bank::spins_forever"),
+    ]);
+    // The worker blocks on `state` a moment after the line; a dump then has its wait. Until
+    // then a dump may come without it, so ask again until one has it.
+    let started = Instant::now();
+    let dump = loop {
+        assert!(started.elapsed() < LIMIT, "no dump with the worker's wait");
+        signal(&child, "USR1");
+        std::thread::sleep(Duration::from_millis(200));
+        let dumps: Vec<Value> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_str().unwrap().ends_with("-hang.json"))
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect();
+        if let Some(d) = dumps.into_iter().find(|d| {
+            d["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["name"] == "worker" && t["state"] == "blocked")
+        }) {
+            break d;
+        }
+    };
+    assert_eq!(dump["pid"], child.id());
+    assert_eq!(dump["test"], "bank::spins_forever");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGUSR1 must not end it"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn without_a_report_directory_sigusr1_keeps_its_default_action() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = start_spinner(&[]);
+    signal(&child, "USR1");
+    let status = wait_bounded(&mut child, LIMIT);
+    if status.is_none() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert_eq!(
+        status.and_then(|s| s.signal()),
+        Some(libc::SIGUSR1),
+        "SIGUSR1 ends it"
     );
 }
