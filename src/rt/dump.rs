@@ -8,7 +8,8 @@
 //! report, `<pid>-<seq>-hang.json`: every thread the runtime knows, its state, its wait from
 //! the live wait-for graph, the holds it can see (a blocked thread publishes its holds with
 //! its wait; for a wait on an owned lock, the owner's hold and where it began) and its
-//! backtrace. The CLI tells which processes answer from the signals they catch (Linux's
+//! backtrace; then the lock hierarchy learned so far, if `LOCKWATCH_ORDER_GRAPH` is set (the
+//! process is about to be killed). The CLI tells which processes answer from the signals they catch (Linux's
 //! `SigCgt`), so nothing but reports is ever written into the directory.
 
 /// Installs the dump thread once per process, if `LOCKWATCH_REPORT_DIR` is set. Called on
@@ -31,7 +32,7 @@ mod unix {
     use std::time::Duration;
 
     pub(super) fn install() {
-        if config::current().read().report_dir.is_none() {
+        if !config::enabled() || config::current().read().report_dir.is_none() {
             return;
         }
         let mut signals = match Signals::new([SIGUSR1]) {
@@ -65,8 +66,15 @@ mod unix {
         }
     }
 
-    /// Writes the `hang` report of every thread the runtime knows into the report directory.
+    /// Writes the `hang` report of every thread the runtime knows into the report directory,
+    /// and the lock hierarchy learned so far to `LOCKWATCH_ORDER_GRAPH`: the CLI kills the
+    /// process next, and a killed process never reaches the exit hook that writes it.
     fn write_dump() {
+        write_threads();
+        super::super::write_order_graph();
+    }
+
+    fn write_threads() {
         let Some(dir) = config::current().read().report_dir.clone() else {
             return;
         };

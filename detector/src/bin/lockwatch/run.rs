@@ -46,8 +46,9 @@ fn run_in(config: &RunConfig, dir: &ReportDir) -> u8 {
     let mut command = Command::new(program);
     command.args(&config.command[1..]);
     let order_graph = dir.path.join("order-%p.json");
-    let defaults: [(&str, &OsStr); 3] = [
-        ("LOCKWATCH_REPORT_DIR", dir.path.as_os_str()),
+    // The caller's report directory, if set (and not empty), is `dir` itself.
+    command.env("LOCKWATCH_REPORT_DIR", &dir.path);
+    let defaults: [(&str, &OsStr); 2] = [
         ("LOCKWATCH_ON_DEADLOCK", OsStr::new("abort")),
         ("LOCKWATCH_ORDER_GRAPH", order_graph.as_os_str()),
     ];
