@@ -450,7 +450,9 @@ fn deadlock_is_reported_by_the_blocking_thread_without_the_watchdog() {
 fn every_example_is_exercised_by_a_test() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut tests = String::new();
-    for entry in std::fs::read_dir(root.join("tests")).unwrap() {
+    // The CLI's tests (detector/tests/cli.rs) run some examples under `lockwatch run`.
+    let test_dirs = [root.join("tests"), root.join("detector").join("tests")];
+    for entry in test_dirs.iter().flat_map(|d| std::fs::read_dir(d).unwrap()) {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "rs") {
             // Whitespace removed, so a call rustfmt split over lines still matches.

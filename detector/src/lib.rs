@@ -15,6 +15,9 @@
 //!   [`sources::load`] reads that text. [`render::TextRenderer`] (and `Display` for
 //!   [`Report`]) is the text rendering with its sources loaded, as the runtime prints it.
 //!
+//! - [`crossproc::cross_process_inversions`] merges the hierarchies several processes wrote
+//!   and reports the inversions none of them saw whole; [`hang`] builds `hang` reports.
+//!
 //! The words of every summary, label and help line live in one private module (`wording`),
 //! apart from the algorithms that decide what they say.
 
@@ -22,6 +25,8 @@
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod crossproc;
+pub mod hang;
 pub mod model;
 pub mod order;
 pub mod reduce;

@@ -382,6 +382,10 @@ pub enum CycleEdge {
         /// Where `to` was acquired, with `LOCKWATCH_BACKTRACE=full`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         backtrace: Vec<Frame>,
+        /// The process that took this edge, in an inversion `lockwatch run` found across
+        /// processes (each process saw only part of the cycle); absent in-process.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
     },
 }
 
@@ -410,6 +414,10 @@ pub struct Report {
     #[serde(default)]
     /// What to change, one suggestion per line.
     pub help: Vec<String>,
+    /// The test the process was running, from `NEXTEST_TEST_NAME` (cargo nextest runs one
+    /// test per process); absent when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<String>,
 }
 
 /// Why a JSON text is not a lockwatch report.

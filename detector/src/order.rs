@@ -377,6 +377,7 @@ impl OrderGraph {
                 from_location: Some(e.from_location.clone()),
                 thread_name: e.thread_name.clone(),
                 backtrace: e.backtrace.clone(),
+                pid: None,
             });
             let t = match threads.iter().position(|t| t.id == e.thread) {
                 Some(k) => &mut threads[k],
@@ -446,6 +447,7 @@ impl OrderGraph {
             resources,
             cycle: edges,
             help,
+            test: None,
         }
     }
 

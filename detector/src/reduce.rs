@@ -746,6 +746,7 @@ pub fn build_report(s: &Snapshot, f: &Finding, pid: u32, detected_at_ms: u64) ->
         resources,
         cycle,
         help,
+        test: None,
     }
 }
 
@@ -767,6 +768,7 @@ pub fn long_wait_report(s: &Snapshot, thread: u64, pid: u32, detected_at_ms: u64
         resources: Vec::new(),
         cycle: Vec::new(),
         help: Vec::new(),
+        test: None,
     };
     let Some(t) = s.thread(thread) else {
         report.summary = text.long_wait_summary(thread, None);
@@ -802,7 +804,7 @@ pub fn long_wait_report(s: &Snapshot, thread: u64, pid: u32, detected_at_ms: u64
     report
 }
 
-fn thread_report(t: &ThreadSnap) -> ThreadReport {
+pub(crate) fn thread_report(t: &ThreadSnap) -> ThreadReport {
     ThreadReport {
         id: t.id,
         name: t.name.clone(),
@@ -828,7 +830,7 @@ fn thread_report(t: &ThreadSnap) -> ThreadReport {
     }
 }
 
-fn referenced_resources(s: &Snapshot, threads: &[ThreadReport]) -> Vec<ResourceReport> {
+pub(crate) fn referenced_resources(s: &Snapshot, threads: &[ThreadReport]) -> Vec<ResourceReport> {
     let mut seen = HashSet::new();
     threads
         .iter()

@@ -98,6 +98,7 @@ fn cycle_parses_both_wait_and_order_edges() {
             from_location: None,
             thread_name: None,
             backtrace: Vec::new(),
+            pid: None,
         }
     );
     match &r.cycle[1] {

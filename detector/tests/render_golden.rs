@@ -225,6 +225,7 @@ fn abba_report() -> Report {
         summary: "2 threads are deadlocked on 2 Mutexes".to_owned(),
         pid: 4242,
         detected_at_ms: 1_764_103_000_123,
+        test: None,
         threads: vec![
             thread(2, "worker-a", 11, 10, 19, true),
             thread(3, "worker-b", 10, 11, 27, false),
@@ -633,6 +634,7 @@ fn pool_report() -> Report {
             .to_owned(),
         pid: 4242,
         detected_at_ms: 1_764_103_000_123,
+        test: None,
         threads: vec![
             worker(5, "pool-0", 21, 10, 15),
             worker(6, "pool-1", 22, 13, 61),
@@ -669,6 +671,7 @@ fn hang_report() -> Report {
         summary: "`cargo run --example spin` did not finish within 30 s".to_owned(),
         pid: 4242,
         detected_at_ms: 1_764_103_000_123,
+        test: None,
         threads: vec![
             ThreadReport {
                 id: 1,

@@ -309,7 +309,7 @@ fn check_long_waits() {
 }
 
 /// A running owner's holds are not in the snapshot; add the one the long wait is about.
-fn mark_owner_hold(
+pub(crate) fn mark_owner_hold(
     snapshot: &mut Snapshot,
     owner: u64,
     resource: u64,
@@ -389,7 +389,7 @@ pub(crate) fn ensure_watchdog() {
 }
 
 /// Counts the calling thread as one of lockwatch's own.
-fn count_as_internal() {
+pub(crate) fn count_as_internal() {
     registry::mark_internal();
     registry::runtime()
         .internal_threads

@@ -5,6 +5,7 @@
 //! so lockwatch cannot deadlock on itself and can report while user threads are frozen.
 
 mod detect;
+mod dump;
 mod graph;
 mod held;
 mod order;

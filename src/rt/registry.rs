@@ -182,6 +182,7 @@ pub(crate) fn register_current() -> ThreadCtx {
     let record = Arc::new(ThreadRecord::new(id, name));
     record.note_os_thread();
     runtime().threads.insert(id, record.clone());
+    super::dump::ensure_installed();
     ThreadCtx::new(record)
 }
 
@@ -190,6 +191,7 @@ pub(crate) fn preregister_thread(name: Option<Arc<str>>) -> Arc<ThreadRecord> {
     let id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
     let record = Arc::new(ThreadRecord::new(id, name));
     runtime().threads.insert(id, record.clone());
+    super::dump::ensure_installed();
     record
 }
 

@@ -144,7 +144,7 @@ fn write_stderr(bytes: &[u8]) {
 }
 
 /// Writes `<pid>-<seq>-<kind>.json` complete or not at all: a temporary file, then a rename.
-fn write_report_file(dir: &Path, report: &Report) -> std::io::Result<()> {
+pub(crate) fn write_report_file(dir: &Path, report: &Report) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let seq = REPORT_SEQ.fetch_add(1, Ordering::Relaxed);
     let name = format!("{}-{}-{}.json", report.pid, seq, report.kind.as_str());

@@ -384,6 +384,7 @@ fn inversion_report_lists_the_order_edges_threads_and_fix() {
             from_location: Some(Location::new("src/app.rs", 20, 23)),
             thread_name: Some("t2".to_owned()),
             backtrace: Vec::new(),
+            pid: None,
         }
     );
     let ids: Vec<u64> = r.threads.iter().map(|t| t.id).collect();

@@ -39,8 +39,10 @@ use std::str::FromStr;
 
 use crate::model::Report;
 
-/// An output format, named as `--format` and `LOCKWATCH_FORMAT` spell it.
+/// An output format, named as `--format` and `LOCKWATCH_FORMAT` spell it: the one type both
+/// parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Format {
     /// Annotated rustc-style text.
     Text,

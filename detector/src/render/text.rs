@@ -223,6 +223,7 @@ mod tests {
             summary: "1 thread is stalled".to_owned(),
             pid: 1,
             detected_at_ms: 0,
+            test: None,
             threads: vec![ThreadReport {
                 id: 1,
                 name: None,
