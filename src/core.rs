@@ -6,7 +6,7 @@
 //! in the lock, and pushes an entry on a thread-local stack. Only an acquisition that has to
 //! wait takes the `#[cold]` path that registers the wait in the global graph.
 
-use crate::raw::{Access, RawLock};
+use crate::raw::{Access, CondWaiter, CvWake, RawCondvar, RawLock, RawMutex};
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,4 +145,78 @@ pub(crate) fn current_thread_key() -> usize {
     thread_local!(static KEY: u8 = const { 0 });
     // The address of a thread-local is unique among live threads and never zero.
     KEY.with(|k| k as *const u8 as usize)
+}
+
+/// The one instrumented condition variable, as [`LockCore`] is the one instrumented lock: the
+/// raw condvar plus, with feature `detect`, what reports say about it. The only place the
+/// runtime's Condvar hooks are called from.
+pub(crate) struct CondvarCore {
+    raw: RawCondvar,
+    #[cfg(feature = "detect")]
+    info: crate::rt::ResourceInfo,
+}
+
+impl CondvarCore {
+    /// An unnamed condvar; `const` so it can be a static.
+    #[inline]
+    #[allow(unused_variables)]
+    pub(crate) const fn new(created_at: &'static Location<'static>) -> Self {
+        CondvarCore {
+            raw: RawCondvar::new(),
+            #[cfg(feature = "detect")]
+            info: crate::rt::ResourceInfo::new(Kind::Condvar, None, created_at),
+        }
+    }
+
+    /// A condvar with a name for reports (dropped without feature `detect`).
+    #[inline]
+    #[allow(unused_variables)]
+    pub(crate) fn named(name: Arc<str>, created_at: &'static Location<'static>) -> Self {
+        CondvarCore {
+            raw: RawCondvar::new(),
+            #[cfg(feature = "detect")]
+            info: crate::rt::ResourceInfo::new(Kind::Condvar, Some(name), created_at),
+        }
+    }
+
+    /// Waits with `mutex` held by the caller, which holds it again on return (and on unwind);
+    /// returns whether the deadline passed.
+    #[inline]
+    pub(crate) fn wait(
+        &self,
+        mutex: &LockCore<RawMutex>,
+        deadline: Option<Instant>,
+        site: &'static Location<'static>,
+    ) -> bool {
+        #[cfg(feature = "detect")]
+        if crate::config::tracking().is_some() {
+            return crate::rt::condvar_wait(&self.raw, &self.info, mutex, deadline, site);
+        }
+        let _ = site;
+        condvar_wait_untracked(&self.raw, mutex.raw(), deadline)
+    }
+
+    #[inline]
+    pub(crate) fn notify_one(&self) -> bool {
+        self.raw.notify_one()
+    }
+
+    #[inline]
+    pub(crate) fn notify_all(&self) -> usize {
+        self.raw.notify_all()
+    }
+}
+
+/// A wait nobody tracks: one park, then the mutex again.
+pub(crate) fn condvar_wait_untracked(
+    cv: &RawCondvar,
+    mutex: &RawMutex,
+    deadline: Option<Instant>,
+) -> bool {
+    cv.enter();
+    let waiter = CondWaiter::new(None);
+    let woke = cv.park(Some(mutex), deadline, false, false, &waiter);
+    cv.leave();
+    mutex.lock();
+    woke == CvWake::TimedOut
 }

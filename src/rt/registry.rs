@@ -80,6 +80,12 @@ impl ThreadRecord {
         std::mem::take(&mut *mail)
     }
 
+    /// Set while a verdict is posted and not yet taken: a waiter that sees it stops parking
+    /// (see [`crate::raw::Waiter`]).
+    pub(crate) fn verdict_flag(&self) -> &AtomicBool {
+        &self.has_verdict
+    }
+
     pub(crate) fn post_verdict(&self, wait_seq: u64, message: String) {
         *self.verdict.lock() = Some((wait_seq, message));
         self.has_verdict.store(true, Ordering::Release);
