@@ -140,6 +140,12 @@ pub mod introspect {
         crate::rt::known_edges_size()
     }
 
+    /// How many waits on resources named `name` are registered in the live wait-for graph
+    /// (waits that outlasted their quiet grace period).
+    pub fn registered_waits_on(name: &str) -> usize {
+        crate::rt::registered_waits_on(name)
+    }
+
     /// Writes the lock-order graph to `LOCKWATCH_ORDER_GRAPH` now (it is also written at exit).
     pub fn write_order_graph() {
         crate::rt::write_order_graph()

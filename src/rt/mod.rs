@@ -24,7 +24,7 @@ pub(crate) use registry::{
     adopt_thread, forget_thread, live_thread_count, preregister_thread, ThreadRecord,
 };
 pub(crate) use report::set_handler;
-pub(crate) use wait::{wake_for_verdict, ResourceInfo};
+pub(crate) use wait::{registered_waits_on, wake_for_verdict, ResourceInfo};
 
 use crate::config;
 use crate::core::{Kind, LockCore, Mode, Op};

@@ -165,6 +165,15 @@ pub(crate) fn wake_for_verdict(thread: u64, seq: u64) {
     }
 }
 
+/// How many registered waits are on resources named `name` (for tests).
+pub(crate) fn registered_waits_on(name: &str) -> usize {
+    let graph = registry::runtime().graph.lock();
+    graph
+        .waits()
+        .filter(|w| w.probe.get().name().as_deref() == Some(name))
+        .count()
+}
+
 /// What a resource that is not a lock (a Condvar; next, Events, Barriers, Conditions) knows
 /// about itself for reports. Creating one touches no global state: the id is assigned on its
 /// first registered wait.
