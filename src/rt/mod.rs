@@ -7,6 +7,7 @@
 mod detect;
 mod graph;
 mod held;
+mod mail;
 mod order;
 mod registry;
 mod report;
