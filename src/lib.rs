@@ -60,6 +60,7 @@ mod core;
 mod error;
 mod lock;
 mod mutex;
+mod primitive;
 mod raw;
 mod reentrant;
 #[cfg(feature = "detect")]

@@ -9,6 +9,7 @@ mod detect;
 mod graph;
 mod held;
 mod join;
+mod mail;
 mod order;
 mod registry;
 mod report;
