@@ -24,7 +24,57 @@ pub(crate) mod sync {
         pub(crate) use std::sync::atomic::*;
 
         #[cfg(loom)]
-        pub(crate) use loom::sync::atomic::*;
+        pub(crate) use loom::sync::atomic::{fence, Ordering};
+
+        #[cfg(loom)]
+        pub(crate) use super::lazy_atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize};
+    }
+
+    /// loom's atomics cannot be created in a `const fn`, and lockwatch's primitives are
+    /// `const`-constructible (they can be statics). Under loom each atomic is therefore a
+    /// `const`-constructible cell holding its initial value, which creates the loom atomic on
+    /// first use (inside the model, since every object a model checks is created inside it)
+    /// and dereferences to it.
+    #[cfg(loom)]
+    mod lazy_atomic {
+        use std::sync::OnceLock;
+
+        macro_rules! lazy_atomic {
+            ($name:ident, $value:ty) => {
+                pub(crate) struct $name {
+                    initial: $value,
+                    cell: OnceLock<loom::sync::atomic::$name>,
+                }
+
+                impl $name {
+                    pub(crate) const fn new(initial: $value) -> $name {
+                        $name {
+                            initial,
+                            cell: OnceLock::new(),
+                        }
+                    }
+                }
+
+                impl std::ops::Deref for $name {
+                    type Target = loom::sync::atomic::$name;
+                    fn deref(&self) -> &Self::Target {
+                        self.cell
+                            .get_or_init(|| loom::sync::atomic::$name::new(self.initial))
+                    }
+                }
+
+                impl std::fmt::Debug for $name {
+                    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.debug_struct(stringify!($name)).finish_non_exhaustive()
+                    }
+                }
+            };
+        }
+
+        lazy_atomic!(AtomicBool, bool);
+        lazy_atomic!(AtomicU8, u8);
+        lazy_atomic!(AtomicU64, u64);
+        lazy_atomic!(AtomicUsize, usize);
     }
 
     /// A plain (uninstrumented, non-poisoning) mutex: parking_lot's.
@@ -121,4 +171,181 @@ pub(crate) mod hint {
 
     #[cfg(loom)]
     pub(crate) use loom::hint::spin_loop;
+}
+
+/// Parking: `parking_lot_core` in every ordinary build; under loom a model of it, so that the
+/// raw primitives (`src/raw/`) are checked on their real code. The model keeps one queue for
+/// all keys behind a loom mutex, which stands for `parking_lot_core`'s bucket locks: the
+/// callbacks run under it, as they run under the bucket lock. A timed park times out as soon
+/// as it can unless an unpark reaches it first; loom explores both orders, and every
+/// interleaving of other threads in between. Spinning is left out (`SpinWait::spin` is always
+/// false), fair hand-over is chosen by [`parking::set_fair`].
+pub(crate) mod parking {
+    pub(crate) use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
+
+    #[cfg(not(loom))]
+    pub(crate) use parking_lot_core::{park, unpark_all, unpark_filter, unpark_one, SpinWait};
+
+    #[cfg(loom)]
+    pub(crate) use self::model::{park, set_fair, unpark_all, unpark_filter, unpark_one, SpinWait};
+
+    #[cfg(loom)]
+    mod model {
+        use super::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
+        use loom::sync::{Arc, Mutex};
+        use std::time::Instant;
+
+        struct Parked {
+            key: usize,
+            token: ParkToken,
+            thread: loom::thread::Thread,
+            woken: Arc<Mutex<Option<UnparkToken>>>,
+        }
+
+        loom::lazy_static! {
+            static ref QUEUE: Mutex<Vec<Parked>> = Mutex::new(Vec::new());
+        }
+
+        std::thread_local! {
+            /// Whether unparks report `be_fair`: the test's choice, for the models it runs
+            /// (loom runs a model's threads on the test's own OS thread; tests run in
+            /// parallel, so this cannot be process-wide).
+            static FAIR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+
+        pub(crate) fn set_fair(fair: bool) {
+            FAIR.with(|f| f.set(fair));
+        }
+
+        pub(crate) struct SpinWait;
+
+        impl SpinWait {
+            pub(crate) fn new() -> SpinWait {
+                SpinWait
+            }
+            pub(crate) fn spin(&mut self) -> bool {
+                false
+            }
+            pub(crate) fn reset(&mut self) {}
+        }
+
+        fn wake(parked: Parked, token: UnparkToken) {
+            *parked.woken.lock().unwrap() = Some(token);
+            parked.thread.unpark();
+        }
+
+        /// # Safety
+        /// As `parking_lot_core::park` (nothing here relies on it).
+        pub(crate) unsafe fn park(
+            key: usize,
+            validate: impl FnOnce() -> bool,
+            before_sleep: impl FnOnce(),
+            timed_out: impl FnOnce(usize, bool),
+            token: ParkToken,
+            timeout: Option<Instant>,
+        ) -> ParkResult {
+            let woken = Arc::new(Mutex::new(None));
+            {
+                let mut queue = QUEUE.lock().unwrap();
+                if !validate() {
+                    return ParkResult::Invalid;
+                }
+                queue.push(Parked {
+                    key,
+                    token,
+                    thread: loom::thread::current(),
+                    woken: woken.clone(),
+                });
+            }
+            before_sleep();
+            if timeout.is_some() {
+                let mut queue = QUEUE.lock().unwrap();
+                if let Some(token) = *woken.lock().unwrap() {
+                    return ParkResult::Unparked(token);
+                }
+                let at = queue
+                    .iter()
+                    .position(|p| Arc::ptr_eq(&p.woken, &woken))
+                    .expect("a parked thread not woken is queued");
+                queue.remove(at);
+                let was_last = !queue.iter().any(|p| p.key == key);
+                timed_out(key, was_last);
+                return ParkResult::TimedOut;
+            }
+            loop {
+                if let Some(token) = *woken.lock().unwrap() {
+                    return ParkResult::Unparked(token);
+                }
+                loom::thread::park();
+            }
+        }
+
+        /// # Safety
+        /// As `parking_lot_core::unpark_one`.
+        pub(crate) unsafe fn unpark_one(
+            key: usize,
+            callback: impl FnOnce(UnparkResult) -> UnparkToken,
+        ) -> UnparkResult {
+            let mut first = true;
+            // SAFETY: the same contract.
+            unsafe {
+                unpark_filter(
+                    key,
+                    |_| {
+                        if std::mem::take(&mut first) {
+                            FilterOp::Unpark
+                        } else {
+                            FilterOp::Stop
+                        }
+                    },
+                    callback,
+                )
+            }
+        }
+
+        /// # Safety
+        /// As `parking_lot_core::unpark_all`.
+        pub(crate) unsafe fn unpark_all(key: usize, token: UnparkToken) -> usize {
+            // SAFETY: the same contract.
+            unsafe { unpark_filter(key, |_| FilterOp::Unpark, |_| token) }.unparked_threads
+        }
+
+        /// # Safety
+        /// As `parking_lot_core::unpark_filter`.
+        pub(crate) unsafe fn unpark_filter(
+            key: usize,
+            mut filter: impl FnMut(ParkToken) -> FilterOp,
+            callback: impl FnOnce(UnparkResult) -> UnparkToken,
+        ) -> UnparkResult {
+            let mut queue = QUEUE.lock().unwrap();
+            let mut result = UnparkResult::default();
+            let mut chosen = Vec::new();
+            let mut i = 0;
+            while i < queue.len() {
+                if queue[i].key != key {
+                    i += 1;
+                    continue;
+                }
+                match filter(queue[i].token) {
+                    FilterOp::Unpark => chosen.push(queue.remove(i)),
+                    FilterOp::Skip => {
+                        result.have_more_threads = true;
+                        i += 1;
+                    }
+                    FilterOp::Stop => {
+                        result.have_more_threads = true;
+                        break;
+                    }
+                }
+            }
+            result.unparked_threads = chosen.len();
+            result.be_fair = !chosen.is_empty() && FAIR.with(std::cell::Cell::get);
+            let token = callback(result);
+            drop(queue);
+            for parked in chosen {
+                wake(parked, token);
+            }
+            result
+        }
+    }
 }

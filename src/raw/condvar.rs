@@ -16,9 +16,11 @@
 //! The rules for the code inside callbacks are those of [`super::mutex`].
 
 use super::{RawMutex, Waiter};
-use parking_lot_core::{self as core, FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
+use crate::primitive::parking::{
+    self as core, FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken,
+};
+use crate::primitive::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 const WAITERS_ONE: u64 = 1;
@@ -49,10 +51,15 @@ pub(crate) struct CondWaiter<'a> {
 
 impl<'a> CondWaiter<'a> {
     pub(crate) fn new(interrupted: Option<&'a AtomicBool>) -> Self {
-        CondWaiter {
+        let waiter = CondWaiter {
             notified: AtomicBool::new(false),
             interrupted,
-        }
+        };
+        // Under loom an atomic comes into being on first use (see `crate::primitive`): make
+        // it here, on the waiter's thread, before any notifier can see it.
+        #[cfg(loom)]
+        waiter.notified.load(Ordering::Relaxed);
+        waiter
     }
 
     /// The park token naming this waiter.
@@ -111,7 +118,7 @@ impl RawCondvar {
     }
 
     /// `(waiters, outside, owed)`, for tests.
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     pub(super) fn counts(&self) -> (u64, u64, u64) {
         let counts = self.counts.load(Ordering::Relaxed);
         (

@@ -4,8 +4,10 @@
 //! The rules for the code inside `parking_lot_core` callbacks are those of [`super::mutex`].
 
 use super::{Parked, Waiter};
-use parking_lot_core::{self as core, FilterOp, ParkResult, ParkToken, UnparkToken};
-use std::sync::atomic::{AtomicU8, Ordering};
+use crate::primitive::parking::{
+    self as core, FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken,
+};
+use crate::primitive::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 const SET: u8 = 1;
@@ -117,7 +119,7 @@ impl RawEvent {
                 FilterOp::Skip
             }
         };
-        let callback = |result: parking_lot_core::UnparkResult| {
+        let callback = |result: UnparkResult| {
             if result.unparked_threads != 0 && !result.have_more_threads {
                 self.state.fetch_and(!PARKED, Ordering::Relaxed);
             }

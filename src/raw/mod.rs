@@ -10,9 +10,11 @@
 
 mod condvar;
 mod event;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod mutex;
 mod semaphore;
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests;
 
 pub(crate) use condvar::{CondWaiter, CvWake, RawCondvar};
@@ -20,9 +22,9 @@ pub(crate) use event::RawEvent;
 pub(crate) use mutex::RawMutex;
 pub(crate) use semaphore::RawSemaphore;
 
+use crate::primitive::sync::atomic::{AtomicBool, Ordering};
 use lockwatch_detector::snapshot::Releasers;
 use parking_lot::lock_api::{RawRwLock as _, RawRwLockTimed as _};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Which side of a lock an acquisition takes. Mutex-like locks only know `Exclusive`.

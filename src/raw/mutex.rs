@@ -12,8 +12,10 @@
 //! and never call back into parking_lot.
 
 use super::{Parked, Waiter};
-use parking_lot_core::{self as core, ParkResult, ParkToken, SpinWait, UnparkResult, UnparkToken};
-use std::sync::atomic::{AtomicU8, Ordering};
+use crate::primitive::parking::{
+    self as core, ParkResult, ParkToken, SpinWait, UnparkResult, UnparkToken,
+};
+use crate::primitive::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 /// The lock is held.

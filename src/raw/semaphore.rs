@@ -10,8 +10,10 @@
 //! the code inside `parking_lot_core` callbacks are those of [`super::mutex`].
 
 use super::{Parked, Waiter};
-use parking_lot_core::{self as core, ParkResult, ParkToken, SpinWait, UnparkResult, UnparkToken};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::primitive::parking::{
+    self as core, ParkResult, ParkToken, SpinWait, UnparkResult, UnparkToken,
+};
+use crate::primitive::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// Some thread is (or is about to be) parked waiting for a permit.

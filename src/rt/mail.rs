@@ -27,13 +27,18 @@ struct Letters {
 
 impl Mailbox {
     pub(crate) fn new() -> Mailbox {
-        Mailbox {
+        let mailbox = Mailbox {
             letters: Mutex::new(Letters {
                 closed: false,
                 lock_ids: Vec::new(),
             }),
             has_mail: AtomicBool::new(false),
-        }
+        };
+        // Under loom an atomic comes into being on first use (see `crate::primitive`): here,
+        // by its creator, before another thread can touch it.
+        #[cfg(loom)]
+        mailbox.has_mail.load(Ordering::Relaxed);
+        mailbox
     }
 
     /// Posts a foreign release of `lock_id`. `false` if the mailbox is closed: its thread has

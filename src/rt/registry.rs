@@ -8,7 +8,7 @@ use backtrace::Backtrace;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// A thread as the runtime knows it, shared between the thread and the detector.
@@ -24,7 +24,8 @@ pub(crate) struct ThreadRecord {
     /// (policy `panic`, when its wait closed a cycle the watchdog found), for the wait with
     /// that sequence number only.
     verdict: Mutex<Option<(u64, String)>>,
-    has_verdict: AtomicBool,
+    /// On the [`primitive`] atomics: the raw primitives read it while parking.
+    has_verdict: primitive::sync::atomic::AtomicBool,
     /// The kernel's id for the thread (0 until it runs, or where there is none): a thread
     /// whose lockwatch state is gone may still be running other thread-local destructors or
     /// `atexit` handlers, still holding guards it will release.
@@ -36,16 +37,20 @@ pub(crate) struct ThreadRecord {
 
 impl ThreadRecord {
     fn new(id: u64, name: Option<Arc<str>>) -> ThreadRecord {
-        ThreadRecord {
+        let record = ThreadRecord {
             id,
             name,
             internal: INTERNAL.with(std::cell::Cell::get),
             mail: Mailbox::new(),
             verdict: Mutex::new(None),
-            has_verdict: AtomicBool::new(false),
+            has_verdict: primitive::sync::atomic::AtomicBool::new(false),
             os_tid: AtomicU64::new(0),
             os_started: AtomicU64::new(0),
-        }
+        };
+        // Under loom an atomic comes into being on first use (see `crate::primitive`).
+        #[cfg(loom)]
+        record.has_verdict.load(Ordering::Relaxed);
+        record
     }
 
     /// Records the calling thread's kernel id: called on the thread itself.
@@ -80,7 +85,7 @@ impl ThreadRecord {
 
     /// Set while a verdict is posted and not yet taken: a waiter that sees it stops parking
     /// (see [`crate::raw::Waiter`]).
-    pub(crate) fn verdict_flag(&self) -> &AtomicBool {
+    pub(crate) fn verdict_flag(&self) -> &primitive::sync::atomic::AtomicBool {
         &self.has_verdict
     }
 
@@ -425,6 +430,7 @@ mod loom {
         let record = Arc::new(ThreadRecord::new(OWNER, None));
         // Stands for the owner's entry in the runtime's table of live threads.
         let listed = Arc::new(AtomicBool::new(true));
+        listed.load(Ordering::Relaxed); // made here, before the threads (see `primitive`)
         let ctx = ThreadCtx::new(record.clone());
         for &id in holds {
             hold(&ctx, id);
