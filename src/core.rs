@@ -6,8 +6,10 @@
 //! in the lock, and pushes an entry on a thread-local stack. Only an acquisition that has to
 //! wait takes the `#[cold]` path that registers the wait in the global graph.
 
-use crate::raw::{Access, RawLock};
+use crate::raw::{Access, CondWaiter, CvWake, RawCondvar, RawLock, RawMutex};
+use std::cell::Cell;
 use std::panic::Location;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,11 +140,105 @@ impl<R: RawLock> LockCore<R> {
     }
 }
 
-/// A cheap identity for the current thread, non-zero, for reentrant ownership. It does not need
-/// the runtime, so reentrancy works identically with and without feature `detect`.
+/// An identity for the current thread, for reentrant ownership: non-zero, and never reused
+/// within the process (a global counter, read on the thread's first use), so a thread that
+/// exits holding a reentrant lock leaves it owned by no thread that will ever run. (The address
+/// of a thread-local, used before, is handed to a later thread.) On 32-bit targets a key would
+/// come back only after 2^32 threads. It does not need the runtime, so reentrancy works
+/// identically with and without feature `detect`; once assigned it is one thread-local load.
 #[inline]
 pub(crate) fn current_thread_key() -> usize {
-    thread_local!(static KEY: u8 = const { 0 });
-    // The address of a thread-local is unique among live threads and never zero.
-    KEY.with(|k| k as *const u8 as usize)
+    match THREAD_KEY.get() {
+        0 => assign_thread_key(),
+        key => key,
+    }
+}
+
+thread_local! {
+    /// This thread's key, 0 until its first use. No destructor, so it stays readable while
+    /// other thread-locals are destroyed.
+    static THREAD_KEY: Cell<usize> = const { Cell::new(0) };
+}
+
+#[cold]
+#[inline(never)]
+fn assign_thread_key() -> usize {
+    static NEXT_THREAD_KEY: AtomicUsize = AtomicUsize::new(1);
+    let key = NEXT_THREAD_KEY.fetch_add(1, Ordering::Relaxed);
+    THREAD_KEY.set(key);
+    key
+}
+
+/// The one instrumented condition variable, as [`LockCore`] is the one instrumented lock: the
+/// raw condvar plus, with feature `detect`, what reports say about it. The only place the
+/// runtime's Condvar hooks are called from.
+pub(crate) struct CondvarCore {
+    raw: RawCondvar,
+    #[cfg(feature = "detect")]
+    info: crate::rt::ResourceInfo,
+}
+
+impl CondvarCore {
+    /// An unnamed condvar; `const` so it can be a static.
+    #[inline]
+    #[allow(unused_variables)]
+    pub(crate) const fn new(created_at: &'static Location<'static>) -> Self {
+        CondvarCore {
+            raw: RawCondvar::new(),
+            #[cfg(feature = "detect")]
+            info: crate::rt::ResourceInfo::new(Kind::Condvar, None, created_at),
+        }
+    }
+
+    /// A condvar with a name for reports (dropped without feature `detect`).
+    #[inline]
+    #[allow(unused_variables)]
+    pub(crate) fn named(name: Arc<str>, created_at: &'static Location<'static>) -> Self {
+        CondvarCore {
+            raw: RawCondvar::new(),
+            #[cfg(feature = "detect")]
+            info: crate::rt::ResourceInfo::new(Kind::Condvar, Some(name), created_at),
+        }
+    }
+
+    /// Waits with `mutex` held by the caller, which holds it again on return (and on unwind);
+    /// returns whether the deadline passed.
+    #[inline]
+    pub(crate) fn wait(
+        &self,
+        mutex: &LockCore<RawMutex>,
+        deadline: Option<Instant>,
+        site: &'static Location<'static>,
+    ) -> bool {
+        #[cfg(feature = "detect")]
+        if crate::config::tracking().is_some() {
+            return crate::rt::condvar_wait(&self.raw, &self.info, mutex, deadline, site);
+        }
+        let _ = site;
+        condvar_wait_untracked(&self.raw, mutex.raw(), deadline)
+    }
+
+    #[inline]
+    pub(crate) fn notify_one(&self) -> bool {
+        self.raw.notify_one()
+    }
+
+    #[inline]
+    pub(crate) fn notify_all(&self) -> usize {
+        self.raw.notify_all()
+    }
+}
+
+/// A wait nobody tracks: one park, then the mutex again.
+pub(crate) fn condvar_wait_untracked(
+    cv: &RawCondvar,
+    mutex: &RawMutex,
+    deadline: Option<Instant>,
+) -> bool {
+    cv.enter();
+    let waiter = CondWaiter::new(None);
+    let woke = cv.park(Some(mutex), deadline, false, false, &waiter);
+    cv.leave();
+    mutex.lock();
+    woke == CvWake::TimedOut
 }

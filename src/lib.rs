@@ -60,6 +60,7 @@ mod core;
 mod error;
 mod lock;
 mod mutex;
+mod primitive;
 mod raw;
 mod reentrant;
 #[cfg(feature = "detect")]
@@ -138,6 +139,12 @@ pub mod introspect {
     /// (sources, edges) in the shared table of known ordering edges.
     pub fn known_edges_size() -> (usize, usize) {
         crate::rt::known_edges_size()
+    }
+
+    /// How many waits on resources named `name` are registered in the live wait-for graph
+    /// (waits that outlasted their quiet grace period).
+    pub fn registered_waits_on(name: &str) -> usize {
+        crate::rt::registered_waits_on(name)
     }
 
     /// Writes the lock-order graph to `LOCKWATCH_ORDER_GRAPH` now (it is also written at exit).

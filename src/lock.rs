@@ -2,14 +2,15 @@
 
 use crate::core::{Kind, LockCore, Mode, Op};
 use crate::error::SyncError;
-use crate::raw::{Access, RawLock, RawMutex};
+use crate::raw::{Access, Parked, RawLock, RawSemaphore, Waiter};
 use crate::reentrant::ReentrantCore;
+use lockwatch_detector::snapshot::Releasers;
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// CPython's `threading.Lock`: not reentrant and not owned — any thread may release it, which
 /// makes it usable as a signal.
@@ -33,55 +34,82 @@ pub struct Lock {
     core: LockCore<OwnerlessRaw>,
 }
 
-/// The raw lock of a [`Lock`]: parking_lot's mutex, and a flag set once an acquisition has
-/// finished. A release swaps the flag off, so two racing releases cannot both unlock; and a raw
-/// lock that is locked while the flag is off is in transit to an acquirer that will run (it was
-/// handed over by parking_lot, or its acquirer is finishing), which the wait-for graph must
+/// The raw lock of a [`Lock`]: one ownerless permit, and a flag set once an acquisition has
+/// finished. A release swaps the flag off, so two racing releases cannot both give the permit
+/// back; and a permit that is taken while the flag is off is in transit to an acquirer that
+/// will run (it was handed over, or its acquirer is finishing), which the wait-for graph must
 /// not take for a lock nobody will release.
 pub(crate) struct OwnerlessRaw {
-    raw: RawMutex,
+    permit: RawSemaphore,
     held: AtomicBool,
 }
 
 impl OwnerlessRaw {
     const fn new() -> OwnerlessRaw {
         OwnerlessRaw {
-            raw: RawMutex::new(()),
+            permit: RawSemaphore::new(1),
             held: AtomicBool::new(false),
         }
     }
+
+    fn is_taken(&self) -> bool {
+        self.permit.available() == 0
+    }
 }
 
-// SAFETY: delegates to parking_lot's mutex (see `RawMutex`); the flag is bookkeeping only.
+// SAFETY: one permit gives mutual exclusion between acquisitions; `release` gives it back once
+// per acquisition, from whichever thread (`Lock::release`'s flag swap guarantees the once).
 unsafe impl RawLock for OwnerlessRaw {
     #[inline]
-    fn try_acquire(&self, access: Access) -> bool {
-        self.raw.try_acquire(access)
+    fn try_acquire(&self, _: Access) -> bool {
+        self.permit.try_acquire()
     }
 
     #[inline]
-    fn acquire(&self, access: Access) {
-        self.raw.acquire(access)
+    fn acquire(&self, _: Access) {
+        self.permit.acquire()
     }
 
     #[inline]
-    fn acquire_for(&self, access: Access, timeout: Duration) -> bool {
-        self.raw.acquire_for(access, timeout)
+    fn acquire_for(&self, _: Access, timeout: Duration) -> bool {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.permit.try_acquire_until(deadline),
+            None => {
+                self.permit.acquire();
+                true
+            }
+        }
     }
 
     #[inline]
-    unsafe fn release(&self, access: Access) {
-        // SAFETY: the caller holds the lock (trait contract).
-        unsafe { self.raw.release(access) }
+    unsafe fn release(&self, _: Access) {
+        self.permit.release()
     }
 
     #[inline]
-    fn is_free_for(&self, access: Access) -> bool {
-        self.raw.is_free_for(access)
+    fn is_free_for(&self, _: Access) -> bool {
+        !self.is_taken()
+    }
+
+    fn acquire_as(&self, _: Access, deadline: Option<Instant>, waiter: Waiter<'_>) -> Parked {
+        self.permit.acquire_as(deadline, waiter)
+    }
+
+    /// Ownerless: its holder, or any thread that can still run.
+    fn releasers(&self) -> Releasers {
+        Releasers::HoldersOrAnyone
+    }
+
+    fn interruptible(&self) -> bool {
+        true
+    }
+
+    fn interrupt(&self, token: usize) -> bool {
+        self.permit.interrupt(token)
     }
 
     fn in_transit(&self) -> bool {
-        self.raw.is_locked() && !self.held.load(Ordering::Acquire)
+        self.is_taken() && !self.held.load(Ordering::Acquire)
     }
 }
 
@@ -144,7 +172,7 @@ impl Lock {
                 unsafe { self.core.release(Access::Exclusive) };
                 return Ok(());
             }
-            if !self.core.raw().raw.is_locked() {
+            if !self.core.raw().is_taken() {
                 return Err(SyncError::NotLocked);
             }
             // Locked but not yet marked held: an acquisition is completing its bookkeeping

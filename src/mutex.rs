@@ -45,7 +45,7 @@ impl<T> Mutex<T> {
     #[track_caller]
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
-            core: LockCore::new(RawMutex::new(()), Kind::Mutex, Location::caller()),
+            core: LockCore::new(RawMutex::new(), Kind::Mutex, Location::caller()),
             data: UnsafeCell::new(value),
         }
     }
@@ -55,7 +55,7 @@ impl<T> Mutex<T> {
     pub fn named(name: impl Into<Arc<str>>, value: T) -> Mutex<T> {
         Mutex {
             core: LockCore::named(
-                RawMutex::new(()),
+                RawMutex::new(),
                 Kind::Mutex,
                 name.into(),
                 Location::caller(),
@@ -119,14 +119,13 @@ impl<T: Default> Default for Mutex<T> {
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Mutex");
-        match self.core.raw().try_lock() {
-            Some(_raw) => {
-                // SAFETY: the raw lock is held for the duration of this borrow.
-                d.field("data", &unsafe { &*self.data.get() });
-            }
-            None => {
-                d.field("data", &format_args!("<locked>"));
-            }
+        if self.core.raw().try_lock() {
+            // SAFETY: the raw lock is held (untracked: formatting is not an acquisition the
+            // program made) for the duration of this borrow, and released right after it.
+            d.field("data", &unsafe { &*self.data.get() });
+            self.core.raw().unlock();
+        } else {
+            d.field("data", &format_args!("<locked>"));
         }
         d.finish()
     }

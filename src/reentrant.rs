@@ -24,13 +24,13 @@ pub(crate) struct ReentrantCore {
 impl ReentrantCore {
     #[track_caller]
     pub(crate) const fn new(kind: Kind) -> ReentrantCore {
-        ReentrantCore::from_core(LockCore::new(RawMutex::new(()), kind, Location::caller()))
+        ReentrantCore::from_core(LockCore::new(RawMutex::new(), kind, Location::caller()))
     }
 
     #[track_caller]
     pub(crate) fn named(kind: Kind, name: Arc<str>) -> ReentrantCore {
         ReentrantCore::from_core(LockCore::named(
-            RawMutex::new(()),
+            RawMutex::new(),
             kind,
             name,
             Location::caller(),

@@ -14,7 +14,7 @@
 //! ```
 
 use crate::error::SyncError;
-use parking_lot::{Condvar, Mutex};
+use crate::raw::{Parked, RawEvent, Waiter};
 use std::io;
 use std::panic::Location;
 use std::sync::Arc;
@@ -24,30 +24,19 @@ pub use std::thread::{current, panicking, park, sleep, yield_now, Thread, Thread
 
 /// Completion of a thread, signalled before its thread-locals are destroyed.
 struct Completion {
-    done: Mutex<bool>,
-    cv: Condvar,
+    done: RawEvent,
     #[cfg(feature = "detect")]
     tracking: Option<detect::Tracking>,
 }
 
 impl Completion {
     fn is_done(&self) -> bool {
-        *self.done.lock()
+        self.done.is_set()
     }
 
+    /// Waits untracked; false if the deadline passed first.
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let mut done = self.done.lock();
-        while !*done {
-            match deadline {
-                Some(d) => {
-                    if self.cv.wait_until(&mut done, d).timed_out() {
-                        return *done;
-                    }
-                }
-                None => self.cv.wait(&mut done),
-            }
-        }
-        true
+        self.done.wait_as(deadline, Waiter::ANONYMOUS) == Parked::Acquired
     }
 }
 
@@ -56,8 +45,7 @@ struct SignalOnExit(Arc<Completion>);
 
 impl Drop for SignalOnExit {
     fn drop(&mut self) {
-        *self.0.done.lock() = true;
-        self.0.cv.notify_all();
+        self.0.done.set();
     }
 }
 
@@ -103,8 +91,7 @@ impl Builder {
         }
         let _ = spawned_at;
         let completion = Arc::new(Completion {
-            done: Mutex::new(false),
-            cv: Condvar::new(),
+            done: RawEvent::new(),
             #[cfg(feature = "detect")]
             tracking: detect::Tracking::new(self.name.as_deref(), spawned_at),
         });
@@ -218,11 +205,10 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 #[cfg(feature = "detect")]
 mod detect {
     use super::Completion;
-    use crate::core::{Kind, Op};
-    use crate::rt::{self, Probe, ThreadRecord, Waiting};
+    use crate::rt::{self, ThreadRecord};
     use std::panic::Location;
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     /// The runtime's view of a spawned thread: its record and the resource a join waits on.
     pub(super) struct Tracking {
@@ -252,68 +238,18 @@ mod detect {
         }
     }
 
-    struct JoinProbe<'a> {
-        completion: &'a Completion,
-        tracking: &'a Tracking,
-    }
-
-    impl Probe for JoinProbe<'_> {
-        fn resource_id(&self) -> u64 {
-            self.tracking.resource_id
-        }
-        fn kind(&self) -> Kind {
-            Kind::Thread
-        }
-        fn name(&self) -> Option<Arc<str>> {
-            self.tracking.record.name.clone()
-        }
-        fn created_at(&self) -> &'static Location<'static> {
-            self.tracking.spawned_at
-        }
-        fn available(&self) -> bool {
-            // Never block on our own bookkeeping: if the flag is busy, it is being set.
-            self.completion.done.try_lock().is_none_or(|done| *done)
-        }
-        fn owner(&self) -> Option<(u64, Option<&'static Location<'static>>)> {
-            Some((self.tracking.record.id, None))
-        }
-        fn joined_thread(&self) -> Option<u64> {
-            Some(self.tracking.record.id)
-        }
-    }
-
-    /// A tracked join. `None` if the thread-locals are gone (then the caller waits untracked).
+    /// A tracked join. `None` if tracking is off.
     pub(super) fn wait(
         completion: &Completion,
         tracking: &Tracking,
         deadline: Option<Instant>,
         site: &'static Location<'static>,
     ) -> Option<bool> {
-        let started = Instant::now();
-        let grace_end = started + rt::GRACE;
-        if completion.wait_until(Some(deadline.map_or(grace_end, |d| d.min(grace_end)))) {
-            return Some(true);
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Some(false);
-        }
-        rt::with_ctx(|ctx| {
-            let probe = JoinProbe {
-                completion,
-                tracking,
-            };
-            let waiting = Waiting::register(
-                ctx,
-                &probe,
-                Op::Join,
-                site,
-                started,
-                deadline.is_some(),
-                true,
-            );
-            waiting.block(deadline, |slice: Duration| {
-                completion.wait_until(Some(Instant::now() + slice))
-            })
-        })
+        let joined = rt::Joined {
+            record: &tracking.record,
+            resource_id: tracking.resource_id,
+            spawned_at: tracking.spawned_at,
+        };
+        Some(rt::join_wait(&completion.done, &joined, deadline, site))
     }
 }

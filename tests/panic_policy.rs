@@ -63,3 +63,53 @@ fn an_rwlock_writer_deadlocked_on_itself_panics_when_another_thread_scans_first(
         }
     }
 }
+
+/// A deadlock found by the watchdog, not by the thread that must panic: that thread is parked
+/// for good in its wait, and the verdict wakes it (it no longer polls). The owner of the lock
+/// it waits for exits while it waits, leaking the guard; the thread's own scan, when its wait
+/// began, found nothing.
+#[test]
+fn a_parked_waiter_is_woken_to_panic_when_the_watchdog_finds_its_deadlock() {
+    let mut config = Config::from_env();
+    config.on_deadlock = OnDeadlock::Panic;
+    config.install();
+    let lock = Arc::new(Mutex::named("leaked by its owner", 0));
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let owner = {
+        let lock = lock.clone();
+        thread::Builder::new()
+            .name("leaver".into())
+            .spawn(move || {
+                std::mem::forget(lock.lock());
+                held_tx.send(()).unwrap();
+                // Running, as far as lockwatch knows, until told to exit.
+                let _ = exit_rx.recv();
+            })
+            .unwrap()
+    };
+    held_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let waiter = {
+        let lock = lock.clone();
+        thread::Builder::new()
+            .name("left waiting".into())
+            .spawn(move || drop(lock.lock()))
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lockwatch::introspect::registered_waits_on("leaked by its owner") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wait never registered"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(exit_tx);
+    owner
+        .join_timeout(Duration::from_secs(10))
+        .ok()
+        .unwrap()
+        .unwrap();
+    let message = panic_message(waiter);
+    assert!(message.starts_with("deadlock detected"), "{message}");
+}

@@ -124,6 +124,16 @@ fn notifier_that_keeps_the_mutex_and_joins_the_notified_waiter_is_a_deadlock() {
     let report = reports.first().expect("the deadlock is reported");
     assert_eq!(report.kind(), ReportKind::Deadlock, "{report}");
     assert_eq!(report.cycle.len(), 2, "{report}");
+    // Notified within its quiet phase, the waiter then blocks re-taking the mutex: that is a
+    // registered wait of its own, with its backtrace (its entry used to have none).
+    let notified = report
+        .threads
+        .iter()
+        .find(|t| t.name.as_deref() == Some("notified"))
+        .expect("the notified waiter is in the report");
+    let wait = notified.waiting_for.as_ref().expect("it waits");
+    assert_eq!(wait.op, lockwatch::detector::Op::Lock, "{report}");
+    assert!(!notified.backtrace.is_empty(), "no backtrace: {report}");
 }
 
 /// The held-lock stack is filled in place by the inlined fast path and grows past its initial

@@ -27,9 +27,11 @@ fn config_handler_check_and_long_waits() {
     // A healthy program: nothing to report.
     assert!(lockwatch::check().is_empty());
 
-    // Long wait: `holder` keeps `slow db` for 400 ms while `waiter` waits for it.
+    // Long wait: `holder` keeps `slow db` until the waiter's long wait is reported (at most
+    // 10 s), while `waiter` waits for it.
     let db = Arc::new(Mutex::named("slow db", 0));
     let held = Arc::new(Barrier::new(2));
+    let (release_tx, release_rx) = mpsc::channel::<()>();
     let holder = {
         let (db, held) = (db.clone(), held.clone());
         lockwatch::thread::Builder::new()
@@ -37,7 +39,7 @@ fn config_handler_check_and_long_waits() {
             .spawn(move || {
                 let _g = db.lock();
                 held.wait();
-                std::thread::sleep(Duration::from_millis(400));
+                let _ = release_rx.recv_timeout(Duration::from_secs(10));
             })
             .unwrap()
     };
@@ -67,6 +69,7 @@ fn config_handler_check_and_long_waits() {
         .expect("the holder");
     assert_eq!(holder_report.holds[0].resource, wait.resource);
     assert_eq!(holder_report.holds[0].location.file, "tests/runtime_api.rs");
+    drop(release_tx);
     holder.join().unwrap();
     waiter.join().unwrap();
     // Reported once per wait, not once per watchdog period. (The join above may itself be a

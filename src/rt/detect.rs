@@ -18,14 +18,6 @@ use std::time::Duration;
 /// with the first snapshot shows up as a changed or vanished wait in the second.
 const CONFIRM_PAUSE: Duration = Duration::from_millis(10);
 
-/// How often a blocked thread wakes to take a verdict posted for it.
-pub(crate) fn recheck_period() -> Duration {
-    config::current()
-        .read()
-        .watchdog_period
-        .clamp(Duration::from_millis(10), Duration::from_millis(100))
-}
-
 /// What makes a finding the same finding: `(thread, wait seq)` pairs.
 type FindingKey = Vec<(u64, u64)>;
 

@@ -6,8 +6,7 @@
 //! the registry, and any other holder is running, which is all the analysis needs to know.
 
 use super::registry::{self, HeldCopy, ThreadRecord};
-use super::{detect, trace, ThreadCtx};
-use crate::config::{self, BacktraceMode};
+use super::trace;
 use crate::core::{Kind, Op};
 use backtrace::Backtrace;
 use lockwatch_detector::snapshot::{
@@ -17,52 +16,44 @@ use lockwatch_detector::{Location as ReportLocation, ThreadState};
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use std::collections::{HashMap, HashSet};
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// What the graph may ask of a resource while a thread waits for it. The waiter borrows the
-/// resource for as long as its wait is registered, so the resource outlives the registration.
+/// What the graph may ask of a resource while a thread waits for it: the resource model. Each
+/// resource type says who can end a wait on it (SPEC §3's table lives beside each resource, in
+/// its probe), who holds it, and how to wake one of its waiters for a verdict.
+///
+/// The waiter lends its probe to the graph for exactly as long as its wait is registered
+/// ([`super::wait::registered`] scopes it), so the probe outlives the registration.
 pub(crate) trait Probe: Sync {
     fn resource_id(&self) -> u64;
     fn kind(&self) -> Kind;
     fn name(&self) -> Option<Arc<str>>;
     fn created_at(&self) -> &'static Location<'static>;
-    /// The wait could end right now (the lock is free, the event set, a notification pending).
+    /// Who can end a wait on this resource.
+    fn releasers(&self) -> Releasers;
+    /// The wait could end right now (the lock is free, the event set, the waiter notified).
     fn available(&self) -> bool;
     /// The exclusive holder, if known, and where it acquired the resource.
     fn owner(&self) -> Option<(u64, Option<&'static Location<'static>>)>;
-    /// For a join: the thread that must finish.
-    fn joined_thread(&self) -> Option<u64> {
-        None
-    }
-    /// What the wait needs once this resource is available, if anything: a Condvar waiter
-    /// that has been notified still has to re-acquire its mutex.
-    fn then(&self) -> Option<&dyn Probe> {
-        None
-    }
-}
-
-/// The resource a wait needs now: the next step's once this one is available.
-fn effective(probe: &dyn Probe) -> &dyn Probe {
-    match probe.then() {
-        Some(next) if probe.available() => next,
-        _ => probe,
-    }
+    /// Wakes the waiter parked with `token` so that it takes the verdict posted for it; false
+    /// if this resource's waiters cannot be woken (they park inside parking_lot).
+    fn interrupt(&self, token: usize) -> bool;
 }
 
 /// A pointer to the probe of a registered wait.
 #[derive(Clone, Copy)]
-struct ProbePtr(*const (dyn Probe + 'static));
+pub(crate) struct ProbePtr(pub(crate) *const (dyn Probe + 'static));
 
 // SAFETY: probes are `Sync` and only dereferenced under the graph lock while their wait is
-// registered, which the waiting thread guarantees outlives (see `Waiting`).
+// registered, which the waiting thread guarantees outlives (see `wait::registered`).
 unsafe impl Send for ProbePtr {}
 
 impl ProbePtr {
-    fn get(&self) -> &dyn Probe {
+    pub(crate) fn get(&self) -> &dyn Probe {
         // SAFETY: only called under the graph lock on a registered wait; the waiter keeps the
-        // probe alive until `Waiting::drop` has removed the wait under that same lock.
+        // probe alive until `wait::registered` has removed the wait under that same lock.
         unsafe { &*self.0 }
     }
 }
@@ -77,13 +68,15 @@ pub(crate) enum Node {
 pub(crate) struct WaitRecord {
     pub(crate) seq: u64,
     pub(crate) thread: Arc<ThreadRecord>,
-    probe: ProbePtr,
+    pub(crate) probe: ProbePtr,
     pub(crate) op: Op,
     pub(crate) site: &'static Location<'static>,
     pub(crate) started: Instant,
     pub(crate) timed: bool,
-    /// The waiter wakes between slices and can take a verdict (policy `panic`).
+    /// The waiter can be woken to take a verdict (policy `panic`).
     pub(crate) takes_verdicts: bool,
+    /// The waiter's park token, to wake it alone.
+    pub(crate) token: usize,
     pub(crate) backtrace: Option<Backtrace>,
     pub(crate) holds: Vec<HeldCopy>,
 }
@@ -97,7 +90,7 @@ pub(crate) struct LiveGraph {
 }
 
 impl LiveGraph {
-    fn insert(&mut self, resource: u64, record: WaitRecord) {
+    pub(crate) fn insert(&mut self, resource: u64, record: WaitRecord) {
         let thread_id = record.thread.id;
         let thread_node = self.graph.add_node(Node::Thread);
         let resource_node = *self
@@ -112,7 +105,7 @@ impl LiveGraph {
         }
     }
 
-    fn remove(&mut self, thread: u64, seq: u64) {
+    pub(crate) fn remove(&mut self, thread: u64, seq: u64) {
         if let Some(&edge) = self.waits.get(&thread) {
             if self.graph.edge_weight(edge).is_some_and(|w| w.seq == seq) {
                 self.waits.remove(&thread);
@@ -139,13 +132,6 @@ impl LiveGraph {
         }
     }
 
-    fn wait_of_mut(&mut self, thread: u64, seq: u64) -> Option<&mut WaitRecord> {
-        let edge = *self.waits.get(&thread)?;
-        self.graph
-            .edge_weight_mut(edge)
-            .filter(|record| record.seq == seq)
-    }
-
     pub(crate) fn wait_of(&self, thread: u64) -> Option<&WaitRecord> {
         self.waits
             .get(&thread)
@@ -161,168 +147,6 @@ impl LiveGraph {
     }
 }
 
-static NEXT_WAIT_SEQ: AtomicU64 = AtomicU64::new(1);
-
-/// This thread's stack, unresolved, unless `LOCKWATCH_BACKTRACE=off`.
-fn capture_backtrace() -> Option<Backtrace> {
-    match config::current().read().backtrace {
-        BacktraceMode::Off => None,
-        _ => Some(super::trace::capture()),
-    }
-}
-
-/// A registered wait; dropping it removes the wait from the graph.
-pub(crate) struct Waiting<'a> {
-    ctx: &'a ThreadCtx,
-    seq: u64,
-    timed: bool,
-}
-
-impl<'a> Waiting<'a> {
-    /// Adds the backtrace to a wait registered without one.
-    pub(crate) fn capture_backtrace(&self) {
-        let Some(backtrace) = capture_backtrace() else {
-            return;
-        };
-        let mut graph = registry::runtime().graph.lock();
-        if let Some(record) = graph.wait_of_mut(self.ctx.id(), self.seq) {
-            record.backtrace = Some(backtrace);
-        }
-    }
-
-    /// Registers that the current thread waits for `probe`'s resource. Without
-    /// `with_backtrace` (a wait registered before its grace period is over) the backtrace
-    /// comes later, from [`Waiting::capture_backtrace`].
-    pub(crate) fn register(
-        ctx: &'a ThreadCtx,
-        probe: &'a (dyn Probe + 'a),
-        op: Op,
-        site: &'static Location<'static>,
-        started: Instant,
-        timed: bool,
-        with_backtrace: bool,
-    ) -> Waiting<'a> {
-        let backtrace = if with_backtrace {
-            capture_backtrace()
-        } else {
-            None
-        };
-        ctx.collect_foreign_releases();
-        let seq = NEXT_WAIT_SEQ.fetch_add(1, Ordering::Relaxed);
-        let holds = ctx
-            .held
-            .to_vec()
-            .iter()
-            .map(|h| HeldCopy::of(h, ctx))
-            .collect();
-        // SAFETY: only the lifetime is erased. The pointer is dereferenced under the graph lock
-        // while this wait is registered, and `Waiting::drop` unregisters it under that lock
-        // before `'a` (which the probe outlives) ends.
-        let probe = unsafe {
-            std::mem::transmute::<*const (dyn Probe + 'a), *const (dyn Probe + 'static)>(probe)
-        };
-        let record = WaitRecord {
-            seq,
-            thread: ctx.record.clone(),
-            probe: ProbePtr(probe),
-            op,
-            site,
-            started,
-            timed,
-            takes_verdicts: true,
-            backtrace,
-            holds,
-        };
-        let resource = record.probe.get().resource_id();
-        // Before the insert: nothing between the insert and the guard's creation may unwind,
-        // or the graph would keep a pointer to a probe that is gone.
-        detect::ensure_watchdog();
-        registry::runtime().graph.lock().insert(resource, record);
-        Waiting { ctx, seq, timed }
-    }
-
-    /// Blocks in slices until `attempt` succeeds (true) or the deadline passes (false). An
-    /// untimed wait checks the graph at once, and between slices takes any verdict the
-    /// watchdog posted for it.
-    pub(crate) fn block(
-        &self,
-        deadline: Option<Instant>,
-        attempt: impl FnMut(Duration) -> bool,
-    ) -> bool {
-        if !self.timed {
-            detect::scan_blocked(self.ctx.id());
-        }
-        self.block_in_slices(deadline, attempt)
-    }
-
-    /// As [`Waiting::block`], but the graph is checked by the watchdog, woken at once: for a
-    /// waiter that holds a user lock between its slices (a Condvar wait re-takes the mutex),
-    /// which must not be held through a scan, its pause and a report.
-    pub(crate) fn block_scanned_elsewhere(
-        &self,
-        deadline: Option<Instant>,
-        attempt: impl FnMut(Duration) -> bool,
-    ) -> bool {
-        if !self.timed {
-            detect::kick_watchdog();
-        }
-        self.block_in_slices(deadline, attempt)
-    }
-
-    fn block_in_slices(
-        &self,
-        deadline: Option<Instant>,
-        mut attempt: impl FnMut(Duration) -> bool,
-    ) -> bool {
-        let period = detect::recheck_period();
-        loop {
-            let slice = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return false;
-                    }
-                    left.min(period)
-                }
-                None => period,
-            };
-            if attempt(slice) {
-                return true;
-            }
-            if let Some(message) = self.ctx.record.take_verdict(self.seq) {
-                panic!("{message}");
-            }
-        }
-    }
-}
-
-impl Waiting<'_> {
-    /// Blocks in one uninterrupted `attempt` (after checking the graph, if untimed). A verdict
-    /// posted meanwhile cannot be taken: used only where waking up would change semantics.
-    pub(crate) fn block_whole(&self, attempt: impl FnOnce() -> bool) -> bool {
-        if let Some(record) = registry::runtime()
-            .graph
-            .lock()
-            .wait_of_mut(self.ctx.id(), self.seq)
-        {
-            record.takes_verdicts = false;
-        }
-        if !self.timed {
-            detect::scan_blocked(self.ctx.id());
-        }
-        attempt()
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        registry::runtime()
-            .graph
-            .lock()
-            .remove(self.ctx.id(), self.seq);
-    }
-}
-
 fn location(loc: &'static Location<'static>) -> ReportLocation {
     ReportLocation::from(loc)
 }
@@ -335,23 +159,6 @@ fn hold_snap(copy: &HeldCopy) -> HoldSnap {
         count: h.count,
         location: location(h.site),
         backtrace: Vec::new(),
-    }
-}
-
-fn releasers(probe: &dyn Probe) -> Releasers {
-    match probe.kind() {
-        Kind::Mutex | Kind::ReentrantMutex | Kind::RLock => Releasers::Holders,
-        // One value serves both kinds of wait: the analysis applies it to read waits and
-        // treats write waits on the same lock as waits on every holder.
-        Kind::RwLock => Releasers::WritersAndQueuedWriters,
-        Kind::Lock => Releasers::HoldersOrAnyone,
-        Kind::Condvar => Releasers::Anyone,
-        Kind::Thread => match probe.joined_thread() {
-            Some(t) => Releasers::Thread(t),
-            None => Releasers::Anyone,
-        },
-        Kind::Semaphore | Kind::BoundedSemaphore => Releasers::HoldersOrAnyone,
-        Kind::Condition | Kind::Event | Kind::Barrier | Kind::Task => Releasers::Anyone,
     }
 }
 
@@ -384,7 +191,7 @@ pub(crate) fn snapshot() -> Snapshot {
     {
         let graph = rt.graph.lock();
         for record in graph.waits() {
-            let probe = effective(record.probe.get());
+            let probe = record.probe.get();
             let rid = probe.resource_id();
             if let std::collections::hash_map::Entry::Vacant(e) = resource_index.entry(rid) {
                 e.insert(snapshot.resources.len());
@@ -393,7 +200,7 @@ pub(crate) fn snapshot() -> Snapshot {
                     kind: probe.kind(),
                     name: probe.name().map(|n| n.to_string()),
                     created_at: location(probe.created_at()),
-                    releasers: releasers(probe),
+                    releasers: probe.releasers(),
                     available: probe.available(),
                 });
             } else if probe.available() {

@@ -9,8 +9,8 @@
 //! and comparisons only, and allocate or free only while the cell is closed.
 
 use crate::core::{Kind, Op};
+use crate::primitive::cell::UnsafeCell;
 use crate::raw::Access;
-use std::cell::UnsafeCell;
 use std::panic::Location;
 
 /// One lock the current thread holds.
@@ -63,11 +63,14 @@ impl HeldStack {
     /// module: none reaches this stack again, panics, or runs the allocator.
     #[inline(always)]
     fn open<T>(&self, f: impl FnOnce(&mut Vec<Held>) -> T) -> T {
-        // SAFETY: `HeldStack` is `!Sync` (it holds an `UnsafeCell`) and lives in a thread's own
-        // context, so only this thread reaches it, and no other reference into `entries` is
-        // alive: `open` is not re-entered, because no `f` in this module calls back into the
-        // stack or into code outside it, and the reference does not outlive `f`.
-        f(unsafe { &mut *self.entries.get() })
+        self.entries.with_mut(|entries| {
+            // SAFETY: `HeldStack` is `!Sync` (it holds an `UnsafeCell`) and lives in a thread's
+            // own context, so only this thread reaches it, and no other reference into
+            // `entries` is alive: `open` is not re-entered, because no `f` in this module calls
+            // back into the stack or into code outside it, and the reference does not outlive
+            // `f`.
+            f(unsafe { &mut *entries })
+        })
     }
 
     #[inline(always)]
@@ -196,7 +199,7 @@ impl HeldStack {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -260,5 +263,55 @@ mod tests {
             assert!(stack.pop_if_top(id, Access::Exclusive).is_some());
         }
         assert_eq!(stack.len(), 0);
+    }
+}
+
+/// The stack under the model checker (`--cfg loom`, see [`crate::primitive`]): loom checks
+/// that no two accesses to the cell overlap, through growth past the initial capacity, pops,
+/// removals from the middle and copies. Only its own thread reaches a stack, so one thread is
+/// the whole model.
+#[cfg(all(test, loom))]
+mod loom {
+    use super::*;
+
+    #[test]
+    fn push_pop_and_remove_sequences_keep_the_stack_exact() {
+        ::loom::model(|| {
+            let stack = HeldStack::new();
+            let here = Location::caller();
+            for id in 1..=20 {
+                let op = if id % 3 == 0 { Op::Read } else { Op::Lock };
+                stack.push_new(id, Kind::Mutex, op, here, here);
+            }
+            assert_eq!(stack.len(), 20);
+            assert!(stack.pop_if_top(19, Access::Exclusive).is_none());
+            assert_eq!(
+                stack.pop_if_top(20, Access::Exclusive).map(|h| h.id),
+                Some(20)
+            );
+            assert!(stack.remove_innermost(9, Some(Access::Exclusive)).is_none());
+            assert_eq!(
+                stack
+                    .remove_innermost(9, Some(Access::Shared))
+                    .map(|h| h.id),
+                Some(9)
+            );
+            assert_eq!(stack.remove_innermost(4, None).map(|h| h.id), Some(4));
+            stack.adjust_count(5, 2);
+            stack.mark_in_order_graph(0);
+            let copy = stack.to_vec();
+            let ids: Vec<u64> = copy.iter().map(|h| h.id).collect();
+            let expected: Vec<u64> = (1..=19).filter(|&id| id != 4 && id != 9).collect();
+            assert_eq!(ids, expected);
+            assert!(copy[0].in_order_graph);
+            assert_eq!(copy.iter().find(|h| h.id == 5).map(|h| h.count), Some(3));
+            let mut popped = 0;
+            while let Some(top) = copy.get(stack.len().wrapping_sub(1)) {
+                assert!(stack.pop_if_top(top.id, top.access()).is_some());
+                popped += 1;
+            }
+            assert_eq!(popped, 17);
+            assert!(!stack.contains(1));
+        });
     }
 }

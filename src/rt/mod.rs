@@ -4,38 +4,42 @@
 //! Everything here uses plain parking_lot locks and atomics, never an instrumented primitive,
 //! so lockwatch cannot deadlock on itself and can report while user threads are frozen.
 
+mod condvar;
 mod detect;
 mod dump;
 mod graph;
 mod held;
+mod join;
+mod mail;
 mod order;
 mod registry;
 mod report;
 mod trace;
+mod wait;
 
+pub(crate) use condvar::wait as condvar_wait;
 pub(crate) use detect::check;
-pub(crate) use graph::{Probe, Waiting};
+pub(crate) use graph::Probe;
+pub(crate) use join::{wait as join_wait, Joined};
 pub(crate) use order::{graph_size as order_graph_size, known_edges_size, write_order_graph};
 pub(crate) use registry::{
     adopt_thread, forget_thread, live_thread_count, preregister_thread, ThreadRecord,
 };
 pub(crate) use report::set_handler;
+pub(crate) use wait::{registered_waits_on, wake_for_verdict, ResourceInfo};
 
 use crate::config;
 use crate::core::{Kind, LockCore, Mode, Op};
-use crate::raw::{Access, RawLock};
+use crate::raw::{Access, Parked, RawLock, Waiter};
 use backtrace::Backtrace;
 pub(crate) use held::Held;
 use held::{mix, HeldStack};
+use lockwatch_detector::snapshot::Releasers;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// How long an acquisition waits quietly before it registers in the global graph. Ordinary
-/// contention ends well within it, so it never pays for the graph or a backtrace.
-pub(crate) const GRACE: Duration = Duration::from_millis(10);
+use std::time::Instant;
 
 static NEXT_RESOURCE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -438,81 +442,85 @@ fn acquire_contended<R: RawLock>(
     mode: Mode,
     site: &'static Location<'static>,
 ) -> bool {
-    let meta = core.meta();
-    // Most contention ends within a few spins; only then is the clock read.
-    if retry(|| core.raw().try_acquire(access), 4, 0) {
-        acquired(meta, ctx, op, access, site);
-        return true;
-    }
     let deadline = match mode {
         Mode::Until(deadline) => Some(deadline),
         _ => None,
     };
-    // Where an expiring timed attempt would show (an RwLock writer lets readers past), the
-    // wait is never cut into timed slices: it spins briefly, then parks for good (or for its
-    // whole timeout).
-    let whole_wait = core.raw().timed_attempt_is_visible(access);
-    let waited_quietly = if waits_on_itself(meta, ctx, access) {
-        Duration::ZERO
-    } else {
-        // No clock read before this: the common contended acquisition ends in here.
-        let (got, quiet) = if whole_wait {
-            // About as long as a short critical section.
-            (
-                retry(|| core.raw().try_acquire(access), 16, 48),
-                Duration::ZERO,
-            )
+    let got = wait_for_lock(core, ctx, op, access, deadline, site, true);
+    if got {
+        acquired(core.meta(), ctx, op, access, site);
+    }
+    got
+}
+
+/// Waits until `core` is acquired with `access` (true) or `deadline` passes (false), through
+/// both phases of the wait driver (see [`wait`]). Records nothing about the hold: the caller
+/// does. `interruptible`: the wait may take a verdict, which needs its caller to be able to
+/// unwind from here (a Condvar wait re-taking its mutex cannot: the guard it returns to would
+/// release a mutex it does not hold).
+fn wait_for_lock<R: RawLock>(
+    core: &LockCore<R>,
+    ctx: &ThreadCtx,
+    op: Op,
+    access: Access,
+    deadline: Option<Instant>,
+    site: &'static Location<'static>,
+    interruptible: bool,
+) -> bool {
+    let meta = core.meta();
+    let raw = core.raw();
+    // Most contention ends within a few spins; only then is the clock read.
+    if retry(|| raw.try_acquire(access), 4, 0) {
+        return true;
+    }
+    let started = Instant::now();
+    if !waits_on_itself(meta, ctx, access) {
+        let got = if raw.timed_attempt_is_visible(access) {
+            // A timed attempt that expires would show (an RwLock writer lets readers past):
+            // the quiet phase only spins, about as long as a short critical section.
+            retry(|| raw.try_acquire(access), 16, 48)
         } else {
-            let grace = deadline.map_or(GRACE, |d| {
-                GRACE.min(d.saturating_duration_since(Instant::now()))
-            });
-            (core.raw().acquire_for(access, grace), grace)
+            raw.acquire_as(
+                access,
+                Some(wait::quiet_until(started, deadline)),
+                Waiter::ANONYMOUS,
+            ) == Parked::Acquired
         };
         if got {
-            acquired(meta, ctx, op, access, site);
             return true;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
-        quiet
-    };
-    // The wait began about a grace period ago.
-    let started = Instant::now()
-        .checked_sub(waited_quietly)
-        .unwrap_or_else(Instant::now);
-    let probe = LockProbe { core, access };
-    let waiting = Waiting::register(ctx, &probe, op, site, started, deadline.is_some(), true);
-    let got = if whole_wait {
-        waiting.block_whole(|| match deadline {
-            Some(d) => core
-                .raw()
-                .acquire_for(access, d.saturating_duration_since(Instant::now())),
-            None => {
-                core.raw().acquire(access);
-                true
-            }
-        })
-    } else {
-        waiting.block(deadline, |slice| core.raw().acquire_for(access, slice))
-    };
-    drop(waiting);
-    if got {
-        acquired(meta, ctx, op, access, site);
     }
-    got
+    let probe = LockProbe { core, access };
+    let spec = wait::WaitSpec {
+        op,
+        site,
+        started,
+        deadline,
+        token: ctx.id() as usize,
+        interruptible: interruptible && raw.interruptible(),
+    };
+    wait::registered(ctx, &probe, &spec, |registration| loop {
+        let waiter = if spec.interruptible {
+            registration.waiter()
+        } else {
+            Waiter::ANONYMOUS
+        };
+        match raw.acquire_as(access, deadline, waiter) {
+            Parked::Acquired => return true,
+            Parked::TimedOut => return false,
+            // No verdict for this wait (a stale one was discarded): park again.
+            Parked::Interrupted => registration.take_verdict(),
+        }
+    })
 }
 
 /// What the wait-for graph may ask of a lock while a thread waits for it.
 pub(crate) struct LockProbe<'a, R> {
     core: &'a LockCore<R>,
     access: Access,
-}
-
-impl<'a, R> LockProbe<'a, R> {
-    pub(crate) fn new(core: &'a LockCore<R>, access: Access) -> Self {
-        LockProbe { core, access }
-    }
 }
 
 impl<R: RawLock> Probe for LockProbe<'_, R> {
@@ -532,6 +540,10 @@ impl<R: RawLock> Probe for LockProbe<'_, R> {
         self.core.meta().created_at
     }
 
+    fn releasers(&self) -> Releasers {
+        self.core.raw().releasers()
+    }
+
     fn available(&self) -> bool {
         let raw = self.core.raw();
         raw.is_free_for(self.access) || raw.in_transit()
@@ -543,6 +555,10 @@ impl<R: RawLock> Probe for LockProbe<'_, R> {
             0 => None,
             owner => Some((owner, meta.owner_site())),
         }
+    }
+
+    fn interrupt(&self, token: usize) -> bool {
+        self.core.raw().interrupt(token)
     }
 }
 

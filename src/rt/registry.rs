@@ -1,12 +1,14 @@
 //! The process-wide tables: live threads, what exited threads leaked, lock names.
 
 use super::graph::LiveGraph;
+use super::mail::Mailbox;
 use super::{Held, ThreadCtx};
+use crate::primitive;
 use backtrace::Backtrace;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// A thread as the runtime knows it, shared between the thread and the detector.
@@ -17,13 +19,13 @@ pub(crate) struct ThreadRecord {
     /// lock): never counted as a thread that could help a user thread.
     pub(crate) internal: bool,
     /// Ownerless locks this thread acquired and another thread released.
-    mail: Mutex<Vec<u64>>,
-    has_mail: AtomicBool,
+    mail: Mailbox,
     /// A verdict posted by another thread's scan: the message this thread must panic with
     /// (policy `panic`, when its wait closed a cycle the watchdog found), for the wait with
     /// that sequence number only.
     verdict: Mutex<Option<(u64, String)>>,
-    has_verdict: AtomicBool,
+    /// On the [`primitive`] atomics: the raw primitives read it while parking.
+    has_verdict: primitive::sync::atomic::AtomicBool,
     /// The kernel's id for the thread (0 until it runs, or where there is none): a thread
     /// whose lockwatch state is gone may still be running other thread-local destructors or
     /// `atexit` handlers, still holding guards it will release.
@@ -35,17 +37,20 @@ pub(crate) struct ThreadRecord {
 
 impl ThreadRecord {
     fn new(id: u64, name: Option<Arc<str>>) -> ThreadRecord {
-        ThreadRecord {
+        let record = ThreadRecord {
             id,
             name,
             internal: INTERNAL.with(std::cell::Cell::get),
-            mail: Mutex::new(Vec::new()),
-            has_mail: AtomicBool::new(false),
+            mail: Mailbox::new(),
             verdict: Mutex::new(None),
-            has_verdict: AtomicBool::new(false),
+            has_verdict: primitive::sync::atomic::AtomicBool::new(false),
             os_tid: AtomicU64::new(0),
             os_started: AtomicU64::new(0),
-        }
+        };
+        // Under loom an atomic comes into being on first use (see `crate::primitive`).
+        #[cfg(loom)]
+        record.has_verdict.load(Ordering::Relaxed);
+        record
     }
 
     /// Records the calling thread's kernel id: called on the thread itself.
@@ -71,13 +76,17 @@ impl ThreadRecord {
 
     #[inline]
     pub(crate) fn has_mail(&self) -> bool {
-        self.has_mail.load(Ordering::Relaxed)
+        self.mail.has_mail()
     }
 
     pub(crate) fn take_mail(&self) -> Vec<u64> {
-        let mut mail = self.mail.lock();
-        self.has_mail.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *mail)
+        self.mail.take()
+    }
+
+    /// Set while a verdict is posted and not yet taken: a waiter that sees it stops parking
+    /// (see [`crate::raw::Waiter`]).
+    pub(crate) fn verdict_flag(&self) -> &primitive::sync::atomic::AtomicBool {
+        &self.has_verdict
     }
 
     pub(crate) fn post_verdict(&self, wait_seq: u64, message: String) {
@@ -122,9 +131,13 @@ impl HeldCopy {
     }
 }
 
+/// What exited threads leaked, by thread id. On the [`primitive`] mutex: the loom tests drive
+/// the exit protocol on a table of their own.
+pub(crate) type ExitedTable = primitive::sync::Mutex<HashMap<u64, ExitedThread>>;
+
 pub(crate) struct Runtime {
     pub(crate) threads: DashMap<u64, Arc<ThreadRecord>>,
-    pub(crate) exited: Mutex<HashMap<u64, ExitedThread>>,
+    pub(crate) exited: ExitedTable,
     /// Names of named locks that have been used, by id, so a report can name a held lock
     /// without touching the lock itself.
     pub(crate) names: DashMap<u64, Arc<str>>,
@@ -147,7 +160,7 @@ pub(crate) fn runtime() -> &'static Runtime {
         super::order::ensure_exit_hook();
         Runtime {
             threads: DashMap::new(),
-            exited: Mutex::new(HashMap::new()),
+            exited: ExitedTable::new(HashMap::new()),
             names: DashMap::new(),
             graph: Mutex::new(LiveGraph::default()),
             internal_threads: AtomicUsize::new(0),
@@ -204,8 +217,23 @@ pub(crate) fn adopt_thread(record: Arc<ThreadRecord>) {
 
 /// Thread-local destructor: the thread leaves the registry, keeping only what it leaked.
 pub(crate) fn thread_exit(ctx: &ThreadCtx) {
-    ctx.collect_foreign_releases();
     let rt = runtime();
+    retire(ctx, &rt.exited, || {
+        rt.threads.remove(&ctx.id());
+    });
+    // The last thread that could have helped may be this one: have the graph checked now
+    // rather than at the next watchdog period.
+    if rt.graph.lock().waiting_count() > 0 {
+        super::detect::kick_watchdog();
+    }
+}
+
+/// The part of a thread's exit that races with foreign releases (see [`super::mail`]): what
+/// the thread still holds moves to `exited`, then `unlist` takes it out of the live table,
+/// then its mailbox closes. Afterwards every hold it had is either in `exited` or released,
+/// whenever each foreign release ran.
+fn retire(ctx: &ThreadCtx, exited: &ExitedTable, unlist: impl FnOnce()) {
+    ctx.collect_foreign_releases();
     let held = ctx.held.to_vec();
     if !held.is_empty() {
         let tid = ctx.record.os_tid.load(Ordering::Relaxed);
@@ -214,7 +242,7 @@ pub(crate) fn thread_exit(ctx: &ThreadCtx) {
             ctx.record.os_started.store(started, Ordering::Relaxed);
         }
         let holds = held.iter().map(|h| HeldCopy::of(h, ctx)).collect();
-        rt.exited.lock().insert(
+        exited.lock().insert(
             ctx.id(),
             ExitedThread {
                 record: ctx.record.clone(),
@@ -222,40 +250,47 @@ pub(crate) fn thread_exit(ctx: &ThreadCtx) {
             },
         );
     }
-    rt.threads.remove(&ctx.id());
-    // A release sent between the copy above and the removal went to the mailbox: apply it to
-    // the exited record (later ones find that record directly).
-    let late = ctx.record.take_mail();
-    if !late.is_empty() {
-        let mut exited = rt.exited.lock();
-        if let Some(gone) = exited.get_mut(&ctx.id()) {
-            gone.holds.retain(|h| !late.contains(&h.held.id));
-            if gone.holds.is_empty() {
-                exited.remove(&ctx.id());
-            }
-        }
-    }
-    // The last thread that could have helped may be this one: have the graph checked now
-    // rather than at the next watchdog period.
-    if rt.graph.lock().waiting_count() > 0 {
-        super::detect::kick_watchdog();
-    }
+    unlist();
+    // Releases posted since the copy above: struck from the exited record. Later ones are
+    // refused by the closed mailbox and find that record themselves.
+    let late = ctx.record.mail.close();
+    strike(exited, ctx.id(), &late);
 }
 
 /// Tells thread `acquirer` that a Lock it acquired was released by someone else.
 pub(crate) fn send_foreign_release(acquirer: u64, lock_id: u64) {
     let rt = runtime();
-    if let Some(record) = rt.threads.get(&acquirer) {
-        record.mail.lock().push(lock_id);
-        record.has_mail.store(true, Ordering::Relaxed);
+    // A clone, not the map's guard: the post must not rest on the map's shard lock.
+    let record = rt.threads.get(&acquirer).map(|r| r.value().clone());
+    deliver_release(record.as_deref(), &rt.exited, acquirer, lock_id);
+}
+
+/// Strikes the hold of `lock_id` from thread `acquirer`'s record: through its mailbox while it
+/// runs (`record`, if it is still listed), else from what it leaked in `exited`.
+fn deliver_release(
+    record: Option<&ThreadRecord>,
+    exited: &ExitedTable,
+    acquirer: u64,
+    lock_id: u64,
+) {
+    if record.is_some_and(|r| r.mail.post(lock_id)) {
         return;
     }
     // The acquirer has exited: what it held is no longer stuck with it.
-    let mut exited = rt.exited.lock();
-    if let Some(gone) = exited.get_mut(&acquirer) {
-        gone.holds.retain(|h| h.held.id != lock_id);
+    strike(exited, acquirer, &[lock_id]);
+}
+
+/// Removes the holds of `lock_ids` from what exited thread `thread` leaked, and the thread
+/// once it leaked nothing more.
+fn strike(exited: &ExitedTable, thread: u64, lock_ids: &[u64]) {
+    if lock_ids.is_empty() {
+        return;
+    }
+    let mut exited = exited.lock();
+    if let Some(gone) = exited.get_mut(&thread) {
+        gone.holds.retain(|h| !lock_ids.contains(&h.held.id));
         if gone.holds.is_empty() {
-            exited.remove(&acquirer);
+            exited.remove(&thread);
         }
     }
 }
@@ -319,7 +354,7 @@ pub(crate) fn forget_thread(id: u64) {
     runtime().threads.remove(&id);
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, target_os = "linux", not(loom)))]
 mod tests {
     use super::*;
 
@@ -356,5 +391,100 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "still listed");
             std::thread::yield_now();
         }
+    }
+}
+
+/// Model checks of the foreign-release protocol (`--cfg loom`, see [`crate::primitive`]): a
+/// Lock the owner acquired is released by another thread while the owner reads its mail or
+/// exits. Whatever the interleaving, the hold is struck exactly once, from the owner's live
+/// stack or from what it leaked, and nothing else is.
+#[cfg(all(test, loom))]
+mod loom {
+    use super::*;
+    use crate::core::{Kind, Op};
+    use crate::primitive::sync::atomic::AtomicBool;
+    use crate::primitive::thread;
+    use std::panic::Location;
+
+    const OWNER: u64 = 7;
+    /// The Lock another thread releases.
+    const SIGNAL: u64 = 1;
+    /// A lock the owner still holds when it exits.
+    const KEPT: u64 = 2;
+
+    fn hold(ctx: &ThreadCtx, id: u64) {
+        let here = Location::caller();
+        ctx.held.push_new(id, Kind::Lock, Op::Acquire, here, here);
+        ctx.note_entry(id);
+    }
+
+    fn leaked(exited: &ExitedTable) -> Option<Vec<u64>> {
+        let exited = exited.lock();
+        let gone = exited.get(&OWNER)?;
+        Some(gone.holds.iter().map(|h| h.held.id).collect())
+    }
+
+    /// The owner holds `holds`, then another thread releases SIGNAL: sends it the way
+    /// `send_foreign_release` does, finding the owner listed or not. Meanwhile the owner reads
+    /// its mail and exits. Returns what the owner leaked.
+    fn release_racing_with_exit(holds: &'static [u64]) -> Option<Vec<u64>> {
+        let exited = Arc::new(ExitedTable::new(HashMap::new()));
+        let record = Arc::new(ThreadRecord::new(OWNER, None));
+        // Stands for the owner's entry in the runtime's table of live threads.
+        let listed = Arc::new(AtomicBool::new(true));
+        listed.load(Ordering::Relaxed); // made here, before the threads (see `primitive`)
+        let ctx = ThreadCtx::new(record.clone());
+        for &id in holds {
+            hold(&ctx, id);
+        }
+        let releaser = {
+            let (exited, record, listed) = (exited.clone(), record.clone(), listed.clone());
+            thread::spawn(move || {
+                let found = listed.load(Ordering::Acquire).then_some(&*record);
+                deliver_release(found, &exited, OWNER, SIGNAL);
+            })
+        };
+        ctx.collect_foreign_releases();
+        retire(&ctx, &exited, || listed.store(false, Ordering::Release));
+        releaser.join().unwrap();
+        leaked(&exited)
+    }
+
+    #[test]
+    fn a_foreign_release_racing_with_exit_leaves_only_the_kept_hold() {
+        ::loom::model(|| {
+            assert_eq!(release_racing_with_exit(&[SIGNAL, KEPT]), Some(vec![KEPT]));
+        });
+    }
+
+    #[test]
+    fn a_foreign_release_racing_with_exit_of_an_owner_holding_nothing_else_leaves_no_leak() {
+        ::loom::model(|| {
+            assert_eq!(release_racing_with_exit(&[SIGNAL]), None);
+        });
+    }
+
+    #[test]
+    fn a_foreign_release_racing_with_take_mail_reaches_the_owner_once_it_looks_again() {
+        ::loom::model(|| {
+            let record = Arc::new(ThreadRecord::new(OWNER, None));
+            let exited = Arc::new(ExitedTable::new(HashMap::new()));
+            let ctx = ThreadCtx::new(record.clone());
+            hold(&ctx, KEPT);
+            hold(&ctx, SIGNAL);
+            let releaser = {
+                let (exited, record) = (exited.clone(), record.clone());
+                thread::spawn(move || deliver_release(Some(&record), &exited, OWNER, SIGNAL))
+            };
+            ctx.collect_foreign_releases();
+            releaser.join().unwrap();
+            // The release happened before the join: the owner's next look must find it.
+            ctx.collect_foreign_releases();
+            let held: Vec<u64> = ctx.held.to_vec().iter().map(|h| h.id).collect();
+            assert_eq!(held, [KEPT]);
+            assert_eq!(ctx.held_fingerprint.get(), super::super::mix(KEPT));
+            assert!(!record.has_mail());
+            assert!(leaked(&exited).is_none());
+        });
     }
 }

@@ -113,6 +113,8 @@ pub(crate) fn emit(report: Report, how: Emitted) {
                 }
             } else if let Some(record) = registry::runtime().threads.get(&panicking_thread) {
                 record.post_verdict(closing_seq, message);
+                drop(record);
+                super::wake_for_verdict(panicking_thread, closing_seq);
             }
         }
     }

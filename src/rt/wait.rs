@@ -1,0 +1,228 @@
+//! The wait driver: how every blocking primitive waits once its first attempt failed.
+//!
+//! A wait has two phases:
+//! 1. **Quiet**: the thread parks on the primitive for a grace period ([`GRACE`]) without
+//!    touching any global state. Ordinary contention and short waits end here.
+//! 2. **Registered**: the wait becomes an edge of the live wait-for graph, with the thread's
+//!    backtrace, inside [`registered`]; an untimed wait asks for a scan; then the thread parks
+//!    for the rest of its wait. It is never woken to poll: a scan that posts a verdict for it
+//!    (policy `panic`) wakes it through its resource's [`Probe::interrupt`], by its park token.
+//!
+//! What runs under which lock: the graph lock (`Runtime::graph`) is taken to register, to
+//! unregister and to wake a waiter for a verdict; `parking_lot_core`'s queue locks are taken
+//! under it (a verdict's wake-up), never the other way round: code inside `parking_lot_core`
+//! callbacks only touches atomics.
+
+use super::graph::{Probe, ProbePtr, WaitRecord};
+use super::registry::{self, HeldCopy};
+use super::{detect, ThreadCtx};
+use crate::config::{self, BacktraceMode};
+use crate::core::{Kind, Op};
+use crate::raw::Waiter;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a wait stays quiet before it registers in the global graph. Ordinary contention
+/// ends well within it, so it never pays for the graph or a backtrace.
+pub(crate) const GRACE: Duration = Duration::from_millis(10);
+
+static NEXT_WAIT_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// The end of the quiet phase of a wait that began at `started`, for a wait that ends at
+/// `deadline` at the latest.
+pub(crate) fn quiet_until(started: Instant, deadline: Option<Instant>) -> Instant {
+    let grace_end = started + GRACE;
+    deadline.map_or(grace_end, |d| d.min(grace_end))
+}
+
+/// What a registered wait is.
+pub(crate) struct WaitSpec {
+    pub(crate) op: Op,
+    pub(crate) site: &'static Location<'static>,
+    /// When the wait began (before its quiet phase).
+    pub(crate) started: Instant,
+    /// A timed wait can always end: it is never part of a finding, and asks for no scan.
+    pub(crate) deadline: Option<Instant>,
+    /// The park token the waiter parks with, unique among the threads parked on its resource.
+    pub(crate) token: usize,
+    /// Whether the resource can wake the waiter for a verdict ([`Probe::interrupt`]).
+    pub(crate) interruptible: bool,
+}
+
+/// A wait registered in the live graph, lent to the body of [`registered`].
+pub(crate) struct Registration<'a> {
+    ctx: &'a ThreadCtx,
+    seq: u64,
+    spec: &'a WaitSpec,
+}
+
+impl<'a> Registration<'a> {
+    /// How the waiter parks: its token, and the flag a posted verdict sets.
+    pub(crate) fn waiter(&self) -> Waiter<'a> {
+        Waiter {
+            token: self.spec.token,
+            interrupted: Some(self.ctx.record.verdict_flag()),
+        }
+    }
+
+    /// The verdict posted for this wait, if there is one, for a waiter that must finish
+    /// something before it panics with it.
+    pub(crate) fn verdict(&self) -> Option<String> {
+        self.ctx.record.take_verdict(self.seq)
+    }
+
+    /// Panics with the verdict posted for this wait, if there is one (policy `panic`: this
+    /// thread's wait closed a cycle). A verdict for an earlier wait is discarded.
+    pub(crate) fn take_verdict(&self) {
+        if let Some(message) = self.ctx.record.take_verdict(self.seq) {
+            panic!("{message}");
+        }
+    }
+
+    /// Has the graph checked for this wait now, unless it is timed.
+    fn scan(&self) {
+        if self.spec.deadline.is_none() {
+            detect::scan_blocked(self.ctx.id());
+        }
+    }
+}
+
+/// Runs `body` while the current thread's wait for `probe` is registered in the live graph,
+/// after checking the graph for it (untimed waits). The wait is unregistered when `body`
+/// returns or unwinds (a verdict's panic): the registration is a local of this function, so
+/// no caller can forget it, and the probe, borrowed for the whole call, outlives it.
+pub(crate) fn registered<R>(
+    ctx: &ThreadCtx,
+    probe: &dyn Probe,
+    spec: &WaitSpec,
+    body: impl FnOnce(&Registration<'_>) -> R,
+) -> R {
+    /// Unregisters on every exit from [`registered`], unwinding included.
+    struct Unregister<'a> {
+        ctx: &'a ThreadCtx,
+        seq: u64,
+    }
+    impl Drop for Unregister<'_> {
+        fn drop(&mut self) {
+            registry::runtime()
+                .graph
+                .lock()
+                .remove(self.ctx.id(), self.seq);
+        }
+    }
+
+    let backtrace = match config::current().read().backtrace {
+        BacktraceMode::Off => None,
+        _ => Some(super::trace::capture()),
+    };
+    ctx.collect_foreign_releases();
+    let seq = NEXT_WAIT_SEQ.fetch_add(1, Ordering::Relaxed);
+    let holds = ctx
+        .held
+        .to_vec()
+        .iter()
+        .map(|h| HeldCopy::of(h, ctx))
+        .collect();
+    let probe_ptr = probe as *const (dyn Probe + '_);
+    // SAFETY: only the lifetime is erased. The graph dereferences the pointer under its lock
+    // while the wait is registered, and `Unregister` removes the wait under that lock before
+    // this function returns, while `probe` is still borrowed.
+    let probe_ptr = unsafe {
+        std::mem::transmute::<*const (dyn Probe + '_), *const (dyn Probe + 'static)>(probe_ptr)
+    };
+    let record = WaitRecord {
+        seq,
+        thread: ctx.record.clone(),
+        probe: ProbePtr(probe_ptr),
+        op: spec.op,
+        site: spec.site,
+        started: spec.started,
+        timed: spec.deadline.is_some(),
+        takes_verdicts: spec.interruptible,
+        token: spec.token,
+        backtrace,
+        holds,
+    };
+    let resource = probe.resource_id();
+    detect::ensure_watchdog();
+    registry::runtime().graph.lock().insert(resource, record);
+    let _unregister = Unregister { ctx, seq };
+    let registration = Registration { ctx, seq, spec };
+    registration.scan();
+    body(&registration)
+}
+
+/// Wakes `thread`, in its wait `seq`, so that it takes the verdict just posted for it. A wait
+/// that has ended meanwhile, or that its resource cannot interrupt, is left alone.
+pub(crate) fn wake_for_verdict(thread: u64, seq: u64) {
+    let graph = registry::runtime().graph.lock();
+    if let Some(record) = graph.wait_of(thread).filter(|w| w.seq == seq) {
+        if record.takes_verdicts {
+            record.probe.get().interrupt(record.token);
+        }
+    }
+}
+
+/// How many registered waits are on resources named `name` (for tests).
+pub(crate) fn registered_waits_on(name: &str) -> usize {
+    let graph = registry::runtime().graph.lock();
+    graph
+        .waits()
+        .filter(|w| w.probe.get().name().as_deref() == Some(name))
+        .count()
+}
+
+/// What a resource that is not a lock (a Condvar; next, Events, Barriers, Conditions) knows
+/// about itself for reports. Creating one touches no global state: the id is assigned on its
+/// first registered wait.
+pub(crate) struct ResourceInfo {
+    id: AtomicU64,
+    kind: Kind,
+    name: Option<Arc<str>>,
+    created_at: &'static Location<'static>,
+}
+
+impl ResourceInfo {
+    pub(crate) const fn new(
+        kind: Kind,
+        name: Option<Arc<str>>,
+        created_at: &'static Location<'static>,
+    ) -> ResourceInfo {
+        ResourceInfo {
+            id: AtomicU64::new(0),
+            kind,
+            name,
+            created_at,
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        match self.id.load(Ordering::Relaxed) {
+            0 => {
+                let fresh = super::next_resource_id();
+                match self
+                    .id
+                    .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+                {
+                    Ok(_) => fresh,
+                    Err(winner) => winner,
+                }
+            }
+            id => id,
+        }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub(crate) fn name(&self) -> Option<Arc<str>> {
+        self.name.clone()
+    }
+
+    pub(crate) fn created_at(&self) -> &'static Location<'static> {
+        self.created_at
+    }
+}
