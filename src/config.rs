@@ -237,8 +237,11 @@ impl Config {
     /// Turning instrumentation off or on only affects locks acquired afterwards; a lock held
     /// across the switch is released correctly either way.
     pub fn install(self) {
+        // `current()` first: as the process's first call, it reads the environment and
+        // publishes the environment's flags, which must not win over these.
+        let mut current = current().write();
         publish_fast_flags(&self);
-        *current().write() = self;
+        *current = self;
     }
 }
 
