@@ -49,7 +49,8 @@
 //!
 //! Environment variables (`LOCKWATCH`, `LOCKWATCH_ON_DEADLOCK`, `LOCKWATCH_LOCK_ORDER`,
 //! `LOCKWATCH_REPORT_DIR`, `LOCKWATCH_FORMAT`, `LOCKWATCH_WATCHDOG_MS`,
-//! `LOCKWATCH_LONG_WAIT_MS`, `LOCKWATCH_ORDER_GRAPH`, `LOCKWATCH_BACKTRACE`) are read once; the
+//! `LOCKWATCH_LONG_WAIT_MS`, `LOCKWATCH_ORDER_GRAPH`, `LOCKWATCH_BACKTRACE`,
+//! `LOCKWATCH_HARNESS`) are read once; the
 //! same settings have a typed API, [`Config`].
 
 #![warn(missing_docs)]
@@ -69,7 +70,7 @@ mod rwlock;
 pub mod thread;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
-pub use config::{BacktraceMode, Config, Format, LockOrder, OnDeadlock};
+pub use config::{BacktraceMode, Config, Format, Harness, LockOrder, OnDeadlock};
 pub use error::SyncError;
 pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use mutex::{Mutex, MutexGuard};
