@@ -78,6 +78,30 @@ fn a_lock_acquired_twice_in_a_test_is_not_reported_without_harness_libtest() {
 
 #[test]
 #[ignore = "run in a child process by the test below"]
+fn child_fails_a_spawn_inside_std_then_acquires_a_lock_twice() {
+    let spawn = std::panic::catch_unwind(|| {
+        lockwatch::thread::Builder::new()
+            .name("a\0b".into())
+            .spawn(|| {})
+    });
+    assert!(spawn.is_err(), "std accepted a thread name with a NUL byte");
+    freeze_on_a_lock_taken_twice();
+}
+
+/// A spawn that panicked inside std left its pre-registered thread behind, a thread lockwatch
+/// took to be running, which could release the Lock: the frozen test was never reported.
+#[test]
+fn a_spawn_that_panicked_inside_std_leaves_no_thread_behind_to_hide_a_frozen_lock() {
+    let run = run_test_in_child(
+        "child_fails_a_spawn_inside_std_then_acquires_a_lock_twice",
+        &[("LOCKWATCH_HARNESS", "libtest")],
+        LIMIT,
+    );
+    assert_frozen_lock_reported(&run);
+}
+
+#[test]
+#[ignore = "run in a child process by the test below"]
 fn child_takes_a_mutex_and_reads_its_harness() {
     drop(lockwatch::Mutex::new(()).lock());
     println!("harness: {:?}", lockwatch::Config::current().harness);
