@@ -44,6 +44,20 @@ pub enum BacktraceMode {
     Full,
 }
 
+/// Which test harness runs the process (`LOCKWATCH_HARNESS`): what its threads that lockwatch
+/// never sees can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Harness {
+    /// Rust's default test harness (libtest): the process's main thread only coordinates tests
+    /// and never releases, sets or notifies a lockwatch primitive, so while lockwatch has not
+    /// seen it, it does not count as a thread that could end a wait. Inside an ordinary
+    /// `#[test]` a `Lock` acquired twice is then reported.
+    Libtest,
+    /// No harness lockwatch knows of: every thread it never saw may end a wait that any thread
+    /// could end.
+    None,
+}
+
 /// The runtime's settings. [`Config::from_env`] gives the ones the environment asks for;
 /// [`Config::install`] makes a value current for the whole process.
 ///
@@ -75,6 +89,8 @@ pub struct Config {
     pub order_graph: Option<PathBuf>,
     /// `LOCKWATCH_BACKTRACE`.
     pub backtrace: BacktraceMode,
+    /// `LOCKWATCH_HARNESS`.
+    pub harness: Harness,
 }
 
 impl Default for Config {
@@ -89,6 +105,9 @@ impl Default for Config {
             long_wait: None,
             order_graph: None,
             backtrace: BacktraceMode::Blocked,
+            // Nothing tells a library for certain that libtest runs the process (README,
+            // "Threads lockwatch never saw"): `lockwatch run` sets it for test commands.
+            harness: Harness::None,
         }
     }
 }
@@ -210,6 +229,16 @@ impl Config {
                 _ => None,
             },
         );
+        let harness = parse_var(
+            "LOCKWATCH_HARNESS",
+            "`libtest` or `none`",
+            d.harness,
+            |v| match v {
+                "libtest" => Some(Harness::Libtest),
+                "none" => Some(Harness::None),
+                _ => None,
+            },
+        );
         Config {
             enabled,
             on_deadlock,
@@ -220,6 +249,7 @@ impl Config {
             long_wait,
             order_graph,
             backtrace,
+            harness,
         }
     }
 
@@ -233,8 +263,11 @@ impl Config {
     /// Turning instrumentation off or on only affects locks acquired afterwards; a lock held
     /// across the switch is released correctly either way.
     pub fn install(self) {
+        // `current()` first: as the process's first call, it reads the environment and
+        // publishes the environment's flags, which must not win over these.
+        let mut current = current().write();
         publish_fast_flags(&self);
-        *current().write() = self;
+        *current = self;
     }
 }
 
@@ -325,6 +358,12 @@ pub(crate) fn enabled() -> bool {
 #[cfg_attr(not(feature = "detect"), allow(dead_code))]
 pub(crate) fn lock_order_enabled() -> bool {
     tracking().is_some_and(Tracking::lock_order)
+}
+
+/// The harness running the process (read by scans, not by the fast path).
+#[cfg_attr(not(feature = "detect"), allow(dead_code))]
+pub(crate) fn harness() -> Harness {
+    current().read().harness
 }
 
 /// Whether each acquisition captures a backtrace.

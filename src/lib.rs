@@ -43,13 +43,16 @@
 //! (`/proc/self/status`), so such a thread keeps those waits from being reported. On other
 //! platforms it cannot count them and assumes one may exist: cycles of owned locks (Mutex,
 //! RwLock, ReentrantMutex, RLock, joins) are still reported, but a wait that any thread could
-//! end (a Lock taken twice, a Condvar nobody notifies) is not.
+//! end (a Lock taken twice, a Condvar nobody notifies) is not. Under Rust's test harness, set
+//! `LOCKWATCH_HARNESS=libtest` ([`Harness`]): the harness's main thread, which only coordinates
+//! tests, then does not count, and such waits inside a `#[test]` are reported.
 //!
 //! ## Configuration
 //!
 //! Environment variables (`LOCKWATCH`, `LOCKWATCH_ON_DEADLOCK`, `LOCKWATCH_LOCK_ORDER`,
 //! `LOCKWATCH_REPORT_DIR`, `LOCKWATCH_FORMAT`, `LOCKWATCH_WATCHDOG_MS`,
-//! `LOCKWATCH_LONG_WAIT_MS`, `LOCKWATCH_ORDER_GRAPH`, `LOCKWATCH_BACKTRACE`) are read once; the
+//! `LOCKWATCH_LONG_WAIT_MS`, `LOCKWATCH_ORDER_GRAPH`, `LOCKWATCH_BACKTRACE`,
+//! `LOCKWATCH_HARNESS`) are read once; the
 //! same settings have a typed API, [`Config`].
 
 #![warn(missing_docs)]
@@ -69,7 +72,7 @@ mod rwlock;
 pub mod thread;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
-pub use config::{BacktraceMode, Config, Format, LockOrder, OnDeadlock};
+pub use config::{BacktraceMode, Config, Format, Harness, LockOrder, OnDeadlock};
 pub use error::SyncError;
 pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use mutex::{Mutex, MutexGuard};

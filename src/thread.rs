@@ -98,6 +98,10 @@ impl Builder {
         let signal = SignalOnExit(completion.clone());
         #[cfg(feature = "detect")]
         let record = completion.tracking.as_ref().map(|t| t.record.clone());
+        // std's spawn can fail, and can panic (a name with a NUL byte): either way the
+        // pre-registered thread never runs, and must not stay behind as one that could.
+        #[cfg(feature = "detect")]
+        let unstarted = detect::AbandonUnlessStarted(completion.tracking.as_ref());
         let spawned = std_builder.spawn(move || {
             #[cfg(feature = "detect")]
             if let Some(record) = record {
@@ -106,16 +110,10 @@ impl Builder {
             let _signal = signal;
             f()
         });
-        match spawned {
-            Ok(inner) => Ok(JoinHandle { inner, completion }),
-            Err(e) => {
-                #[cfg(feature = "detect")]
-                if let Some(t) = &completion.tracking {
-                    t.abandon();
-                }
-                Err(e)
-            }
-        }
+        let inner = spawned?;
+        #[cfg(feature = "detect")]
+        unstarted.started();
+        Ok(JoinHandle { inner, completion })
     }
 }
 
@@ -233,8 +231,26 @@ mod detect {
         }
 
         /// The thread never started.
-        pub(super) fn abandon(&self) {
+        fn abandon(&self) {
             rt::forget_thread(self.record.id);
+        }
+    }
+
+    /// Abandons a pre-registered thread when dropped, unless it was started: the spawn
+    /// returned an error or unwound.
+    pub(super) struct AbandonUnlessStarted<'a>(pub(super) Option<&'a Tracking>);
+
+    impl AbandonUnlessStarted<'_> {
+        pub(super) fn started(mut self) {
+            self.0 = None;
+        }
+    }
+
+    impl Drop for AbandonUnlessStarted<'_> {
+        fn drop(&mut self) {
+            if let Some(tracking) = self.0 {
+                tracking.abandon();
+            }
         }
     }
 

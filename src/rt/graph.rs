@@ -231,6 +231,7 @@ pub(crate) fn snapshot() -> Snapshot {
         }
     }
     let mut live = 0usize;
+    let mut main_thread_seen = false;
     for entry in rt.threads.iter() {
         let record = entry.value();
         if record.internal {
@@ -238,6 +239,7 @@ pub(crate) fn snapshot() -> Snapshot {
             continue;
         }
         live += 1;
+        main_thread_seen |= record.is_process_main_thread();
         if waiting.contains(&record.id) {
             continue;
         }
@@ -267,8 +269,12 @@ pub(crate) fn snapshot() -> Snapshot {
             backtrace: Vec::new(),
         });
     }
+    // Under libtest the process's main thread, while lockwatch has not seen it, only
+    // coordinates tests: the OS counts it, but it can end no wait.
+    let coordinator =
+        usize::from(!main_thread_seen && crate::config::harness() == crate::Harness::Libtest);
     snapshot.unknown_threads_can_run = match os_threads {
-        Some(os) => os > live + internal,
+        Some(os) => os > live + internal + coordinator,
         // Without a thread count, assume a thread lockwatch never saw may exist.
         None => true,
     };

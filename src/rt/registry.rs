@@ -58,6 +58,13 @@ impl ThreadRecord {
         self.os_tid.store(current_os_tid(), Ordering::Relaxed);
     }
 
+    /// Whether this is the process's main thread (where the platform says: Linux, whose main
+    /// thread's kernel id is the process id).
+    pub(crate) fn is_process_main_thread(&self) -> bool {
+        let tid = self.os_tid.load(Ordering::Relaxed);
+        tid != 0 && tid == u64::from(std::process::id())
+    }
+
     /// Whether the OS thread is certainly gone. `false` while it still runs (its
     /// thread-local destructors, or the process's exit handlers), and where the platform
     /// cannot tell.
