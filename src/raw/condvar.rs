@@ -30,7 +30,7 @@ const OUTSIDE_MASK: u64 = 0xffff << 32;
 const OWED_ONE: u64 = 1 << 48;
 
 const TOKEN_NOTIFY: UnparkToken = UnparkToken(0);
-use super::mutex::TOKEN_INTERRUPT;
+use super::park::{interrupt_parked, TOKEN_INTERRUPT};
 
 /// How a park on a [`RawCondvar`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,23 +270,15 @@ impl RawCondvar {
     /// Wakes the waiter parked with `token` for a verdict; false if it is not parked here.
     #[cfg_attr(not(feature = "detect"), allow(dead_code))]
     pub(crate) fn interrupt(&self, token: usize) -> bool {
-        let filter = |parked: ParkToken| {
-            if parked.0 == token {
-                FilterOp::Unpark
-            } else {
-                FilterOp::Skip
-            }
-        };
-        let callback = |result: UnparkResult| {
+        let woken = |result: UnparkResult| {
             if result.unparked_threads != 0 {
                 // Out of the queue but still in its wait, until it parks again or settles.
                 self.counts.fetch_add(OUTSIDE_ONE, Ordering::Relaxed);
             }
-            TOKEN_INTERRUPT
         };
-        // SAFETY: the key is this condition variable's address; the callbacks only touch
+        // SAFETY: the key is this condition variable's address; the callback only touches
         // atomics.
-        unsafe { core::unpark_filter(self.key(), filter, callback) }.unparked_threads != 0
+        unsafe { interrupt_parked(self.key(), token, woken) }
     }
 
     /// Ends the wait of a thread that is outside (see [`RawCondvar::park`]) without parking

@@ -4,9 +4,7 @@
 //! The rules for the code inside `parking_lot_core` callbacks are those of [`super::mutex`].
 
 use super::{Parked, Waiter};
-use crate::primitive::parking::{
-    self as core, FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken,
-};
+use crate::primitive::parking::{self as core, ParkResult, UnparkResult, UnparkToken};
 use crate::primitive::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
@@ -15,7 +13,7 @@ const SET: u8 = 1;
 const PARKED: u8 = 2;
 
 const TOKEN_WAKE: UnparkToken = UnparkToken(0);
-use super::mutex::TOKEN_INTERRUPT;
+use super::park::{interrupt_parked, park_waiter, TOKEN_INTERRUPT};
 
 pub(crate) struct RawEvent {
     state: AtomicU8,
@@ -77,21 +75,15 @@ impl RawEvent {
             {
                 continue;
             }
-            let validate =
-                || self.state.load(Ordering::Relaxed) == PARKED && !waiter.is_interrupted();
-            let timed_out = |_key: usize, was_last: bool| {
-                if was_last {
-                    self.state.fetch_and(!PARKED, Ordering::Relaxed);
-                }
-            };
             // SAFETY: the key is this event's address; the callbacks only touch atomics.
             let parked = unsafe {
-                core::park(
+                park_waiter(
                     self.key(),
-                    validate,
-                    || {},
-                    timed_out,
-                    ParkToken(waiter.token),
+                    || self.state.load(Ordering::Relaxed) == PARKED,
+                    || {
+                        self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                    },
+                    waiter,
                     deadline,
                 )
             };
@@ -112,20 +104,13 @@ impl RawEvent {
     /// Wakes the waiter parked with `token` for a verdict; false if it is not parked here.
     #[cfg_attr(not(feature = "detect"), allow(dead_code))]
     pub(crate) fn interrupt(&self, token: usize) -> bool {
-        let filter = |parked: ParkToken| {
-            if parked.0 == token {
-                FilterOp::Unpark
-            } else {
-                FilterOp::Skip
-            }
-        };
-        let callback = |result: UnparkResult| {
+        let woken = |result: UnparkResult| {
             if result.unparked_threads != 0 && !result.have_more_threads {
                 self.state.fetch_and(!PARKED, Ordering::Relaxed);
             }
-            TOKEN_INTERRUPT
         };
-        // SAFETY: the key is this event's address; the callbacks only touch its state.
-        unsafe { core::unpark_filter(self.key(), filter, callback) }.unparked_threads != 0
+        // SAFETY: the key is this event's address, parked on by its own code only; the callback
+        // only touches its atomic state.
+        unsafe { interrupt_parked(self.key(), token, woken) }
     }
 }

@@ -13,6 +13,7 @@ mod event;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod mutex;
+mod park;
 mod semaphore;
 #[cfg(all(test, not(loom)))]
 mod tests;

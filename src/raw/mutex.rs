@@ -12,9 +12,7 @@
 //! and never call back into parking_lot.
 
 use super::{Parked, Waiter};
-use crate::primitive::parking::{
-    self as core, ParkResult, ParkToken, SpinWait, UnparkResult, UnparkToken,
-};
+use crate::primitive::parking::{self as core, ParkResult, SpinWait, UnparkResult, UnparkToken};
 use crate::primitive::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
@@ -27,8 +25,7 @@ const PARKED: u8 = 2;
 const TOKEN_RETRY: UnparkToken = UnparkToken(0);
 /// A woken waiter owns the lock: the releaser handed it over without unlocking.
 const TOKEN_HANDOFF: UnparkToken = UnparkToken(1);
-/// A woken waiter must leave its wait and take the verdict posted for it.
-pub(crate) const TOKEN_INTERRUPT: UnparkToken = UnparkToken(2);
+use super::park::{interrupt_parked, park_waiter, TOKEN_INTERRUPT};
 
 /// A mutual-exclusion lock without data, the size of a byte.
 pub(crate) struct RawMutex {
@@ -111,23 +108,14 @@ impl RawMutex {
 
     /// Wakes the waiter parked with `token` for a verdict; false if it is not parked here.
     pub(crate) fn interrupt(&self, token: usize) -> bool {
-        let filter = |parked: ParkToken| {
-            if parked.0 == token {
-                core::FilterOp::Unpark
-            } else {
-                core::FilterOp::Skip
-            }
-        };
-        let callback = |result: UnparkResult| {
+        let woken = |result: UnparkResult| {
             if result.unparked_threads != 0 && !result.have_more_threads {
                 self.state.fetch_and(!PARKED, Ordering::Relaxed);
             }
-            TOKEN_INTERRUPT
         };
         // SAFETY: the key is this lock's address, which only this lock's code parks on; the
-        // callbacks only touch this lock's atomic state.
-        let result = unsafe { core::unpark_filter(self.key(), filter, callback) };
-        result.unparked_threads != 0
+        // callback only touches this lock's atomic state.
+        unsafe { interrupt_parked(self.key(), token, woken) }
     }
 
     #[cold]
@@ -168,22 +156,15 @@ impl RawMutex {
             }
             // Parks only if the lock is still held with the parked bit set (a release in
             // between would have cleared it) and no verdict has been posted since the check.
-            let validate = || {
-                self.state.load(Ordering::Relaxed) == LOCKED | PARKED && !waiter.is_interrupted()
-            };
-            let timed_out = |_key: usize, was_last: bool| {
-                if was_last {
-                    self.state.fetch_and(!PARKED, Ordering::Relaxed);
-                }
-            };
             // SAFETY: the key is this lock's address; the callbacks only touch atomics.
             let parked = unsafe {
-                core::park(
+                park_waiter(
                     self.key(),
-                    validate,
-                    || {},
-                    timed_out,
-                    ParkToken(waiter.token),
+                    || self.state.load(Ordering::Relaxed) == LOCKED | PARKED,
+                    || {
+                        self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                    },
+                    waiter,
                     deadline,
                 )
             };

@@ -10,9 +10,7 @@
 //! the code inside `parking_lot_core` callbacks are those of [`super::mutex`].
 
 use super::{Parked, Waiter};
-use crate::primitive::parking::{
-    self as core, ParkResult, ParkToken, SpinWait, UnparkResult, UnparkToken,
-};
+use crate::primitive::parking::{self as core, ParkResult, SpinWait, UnparkResult, UnparkToken};
 use crate::primitive::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -25,7 +23,7 @@ const PERMIT: usize = 2;
 const TOKEN_RETRY: UnparkToken = UnparkToken(0);
 /// A woken waiter was given a permit directly by the releaser.
 const TOKEN_HANDOFF: UnparkToken = UnparkToken(1);
-use super::mutex::TOKEN_INTERRUPT;
+use super::park::{interrupt_parked, park_waiter, TOKEN_INTERRUPT};
 
 pub(crate) struct RawSemaphore {
     state: AtomicUsize,
@@ -111,23 +109,16 @@ impl RawSemaphore {
     }
 
     /// Wakes the waiter parked with `token` for a verdict; false if it is not parked here.
+    #[cfg_attr(not(feature = "detect"), allow(dead_code))]
     pub(crate) fn interrupt(&self, token: usize) -> bool {
-        let filter = |parked: ParkToken| {
-            if parked.0 == token {
-                core::FilterOp::Unpark
-            } else {
-                core::FilterOp::Skip
-            }
-        };
-        let callback = |result: UnparkResult| {
+        let woken = |result: UnparkResult| {
             if result.unparked_threads != 0 && !result.have_more_threads {
                 self.state.fetch_and(!PARKED, Ordering::Relaxed);
             }
-            TOKEN_INTERRUPT
         };
-        // SAFETY: the key is this primitive's address, parked on by its own code only; the
-        // callbacks only touch its atomic state.
-        unsafe { core::unpark_filter(self.key(), filter, callback) }.unparked_threads != 0
+        // SAFETY: the key is this primitive's address, parked on by its own code only; the callback
+        // only touches its atomic state.
+        unsafe { interrupt_parked(self.key(), token, woken) }
     }
 
     #[cold]
@@ -167,21 +158,15 @@ impl RawSemaphore {
             }
             // Parks only while no permit is free and the parked bit is still set: a release
             // in between either added a permit or went through the queue's lock.
-            let validate =
-                || self.state.load(Ordering::Relaxed) == PARKED && !waiter.is_interrupted();
-            let timed_out = |_key: usize, was_last: bool| {
-                if was_last {
-                    self.state.fetch_and(!PARKED, Ordering::Relaxed);
-                }
-            };
             // SAFETY: the key is this primitive's address; the callbacks only touch atomics.
             let parked = unsafe {
-                core::park(
+                park_waiter(
                     self.key(),
-                    validate,
-                    || {},
-                    timed_out,
-                    ParkToken(waiter.token),
+                    || self.state.load(Ordering::Relaxed) == PARKED,
+                    || {
+                        self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                    },
+                    waiter,
                     deadline,
                 )
             };
