@@ -57,6 +57,7 @@
 mod condvar;
 mod config;
 mod core;
+mod diag;
 mod error;
 mod lock;
 mod mutex;

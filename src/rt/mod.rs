@@ -153,8 +153,15 @@ fn forget_lock(id: u64, flags: u8) {
         registry::runtime().names.remove(&id);
     }
     if flags & FLAG_IN_ORDER_GRAPH != 0 {
-        order::remove_lock(id);
+        report::guard_bookkeeping(|| order::remove_lock(id));
     }
+}
+
+/// Wakes thread `thread` parked in its wait `seq` to take the verdict just posted for it.
+pub(crate) fn wake_for_verdict(thread: u64, seq: u64) {
+    // The wait core wakes the waiter here. Until then waiters wake every slice and take their
+    // verdict then.
+    let _ = (thread, seq);
 }
 
 /// Per-thread state, reachable only from its own thread.
@@ -403,7 +410,7 @@ fn note_ordering(meta: &Meta, ctx: &ThreadCtx, mode: Mode, site: &'static Locati
     if mode == Mode::Blocking && ctx.held_fingerprint.get() != 0 && config::lock_order_enabled() {
         // Ownerless locks another thread released are no longer held: not a source of edges.
         ctx.collect_foreign_releases();
-        order::note_acquire(ctx, meta, site);
+        report::guard_bookkeeping(|| order::note_acquire(ctx, meta, site));
     }
 }
 
@@ -728,7 +735,7 @@ pub(crate) fn resume_hold(
         // unwinding: a report must not turn one panic into two.
         if config::lock_order_enabled() && !std::thread::panicking() && ctx.held.len() > 1 {
             ctx.collect_foreign_releases();
-            order::note_acquire(ctx, meta, site);
+            report::guard_bookkeeping(|| order::note_acquire(ctx, meta, site));
         }
     });
 }
