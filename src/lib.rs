@@ -141,6 +141,12 @@ pub mod introspect {
         crate::rt::known_edges_size()
     }
 
+    /// Waits (up to `limit`) until every report found so far has been printed, written and
+    /// given to the handler, which runs on lockwatch's own thread; whether it has.
+    pub fn wait_for_reports(limit: std::time::Duration) -> bool {
+        crate::rt::wait_for_reports(std::time::Instant::now() + limit)
+    }
+
     /// Writes the lock-order graph to `LOCKWATCH_ORDER_GRAPH` now (it is also written at exit).
     pub fn write_order_graph() {
         crate::rt::write_order_graph()

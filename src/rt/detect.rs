@@ -12,8 +12,9 @@
 //!   scans, each with one shared snapshot per step, not a thousand.
 //! - A scan claims each confirmed finding not claimed before (in [`Reported`]) and hands it to
 //!   the reporter thread (`lockwatch-reporter`, in `report`) with what the report needs copied
-//!   from the live graph; the reporter builds, prints, writes and calls the handler in claim
-//!   order, then applies the policy (the verdict of policy `panic` goes to the waiting thread).
+//!   from the live graph; the reporter builds, prints and writes in claim order and applies
+//!   the policy (the verdict of policy `panic` goes to the waiting thread); the handler thread
+//!   (`lockwatch-handler`) calls the user's handler, in the same order.
 //! - `lockwatch::check()` scans on its caller's thread, in turn with the watchdog, and returns
 //!   what it claims without printing it; under policy `abort` the reporter runs a last scan
 //!   before the exit.
@@ -640,10 +641,10 @@ pub(crate) fn check() -> Vec<Report> {
 
 static WATCHDOG: Once = Once::new();
 
-/// Starts lockwatch's own threads, the watchdog and the reporter, on the first registered
-/// wait or the first report: a program that never waits never pays for them.
+/// Starts lockwatch's own threads, the watchdog, the reporter and the handler thread, on the
+/// first registered wait or the first report: a program that never waits never pays for them.
 ///
-/// Returns once both count themselves as lockwatch's own. Until then the OS counts a thread
+/// Returns once all count themselves as lockwatch's own. Until then the OS counts a thread
 /// lockwatch cannot place, which could end any wait on a `Lock` or a `Condvar`, so the first
 /// scan would put off such a report by a whole watchdog period. Each thread counts itself from
 /// inside, once the OS counts it, so the count of unknown threads is never underestimated.
@@ -654,6 +655,7 @@ pub(crate) fn ensure_watchdog() {
         for (name, main) in [
             ("lockwatch-watchdog", watchdog_main as fn()),
             ("lockwatch-reporter", report::reporter_main as fn()),
+            ("lockwatch-handler", report::handler_main as fn()),
         ] {
             let counted_tx = counted_tx.clone();
             let spawned = std::thread::Builder::new()

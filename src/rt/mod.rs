@@ -18,7 +18,7 @@ pub(crate) use order::{graph_size as order_graph_size, known_edges_size, write_o
 pub(crate) use registry::{
     adopt_thread, forget_thread, live_thread_count, preregister_thread, ThreadRecord,
 };
-pub(crate) use report::set_handler;
+pub(crate) use report::{set_handler, wait_for_reports};
 
 use crate::config;
 use crate::core::{Kind, LockCore, Mode, Op};

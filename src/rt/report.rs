@@ -1,11 +1,13 @@
-//! Delivering findings, on lockwatch's own thread `lockwatch-reporter`: the report is built
-//! (backtraces resolved), printed to stderr, written to the report directory and given to the
-//! user's handler, in the order the findings were claimed; then the policy applies.
+//! Delivering findings, on lockwatch's own threads, in the order the findings were claimed:
+//! `lockwatch-reporter` builds each report (backtraces resolved), prints it to stderr, writes it
+//! to the report directory and applies the policy; `lockwatch-handler` gives it to the user's
+//! handler, after it is printed and, within bounds, before the policy applies.
 //!
-//! Nothing of this runs on the thread that found or is part of a finding: a handler that takes
-//! a lock a frozen thread holds blocks the reporter only (detection goes on, on the watchdog,
-//! and its wait on that lock is one more wait in the graph), and a panic in any of it is caught
-//! here and never reaches user code.
+//! Nothing of this runs on the thread that found or is part of a finding, and a panic in any of
+//! it is caught here and never reaches user code. A handler that blocks (it takes a lock a
+//! frozen thread holds) holds up only later handler calls: detection goes on on the watchdog,
+//! its wait is one more wait in the graph, and reports are still printed, written and acted on
+//! (a verdict waits [`VERDICT_HANDLER_BOUND`] for the handler, an `abort` [`HANDLER_BOUND`]).
 
 use super::registry;
 use crate::config::{self, Config, Format, OnDeadlock};
@@ -127,17 +129,20 @@ static REPORTER_RUNNING: AtomicBool = AtomicBool::new(false);
 static EXITING: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
-    static ON_REPORTER: Cell<bool> = const { Cell::new(false) };
+    /// Set on the reporter and the handler thread.
+    static ON_DELIVERY_THREAD: Cell<bool> = const { Cell::new(false) };
     /// The panic of policy `panic` for an inversion this thread's acquisition found, raised by
     /// [`guard_bookkeeping`] once out of the lock-order code.
     static POLICY_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// How long a thread whose acquisition found an inversion waits for its report to be out (the
-/// reporter may be stuck in a handler).
+/// How long a thread whose acquisition found an inversion under `LOCKWATCH_LOCK_ORDER=error`
+/// and policy `panic` waits for its report to be out (the handler may be stuck).
 const INVERSION_BOUND: Duration = Duration::from_secs(2);
 /// Under policy `abort`, how long the handlers may run once every report is written.
 const HANDLER_BOUND: Duration = Duration::from_secs(5);
+/// Under policy `panic`, how long a verdict waits for the handler of its report.
+const VERDICT_HANDLER_BOUND: Duration = Duration::from_secs(1);
 /// At the process's exit, how long it waits for reports still queued or being written.
 const EXIT_BOUND: Duration = Duration::from_secs(1);
 
@@ -161,13 +166,17 @@ fn submit_job(job: Job) {
     QUEUED.notify_one();
 }
 
-/// A report the lock-order code found on the calling thread, which waits for it to be out
-/// (within [`INVERSION_BOUND`]: the reporter may be stuck in a handler) before it goes on, as a
-/// deadlock's thread would. Under `LOCKWATCH_LOCK_ORDER=error` the policy then applies: `abort`
-/// ends the process (on the reporter, which never completes this delivery), `panic` makes this
-/// thread panic as it leaves [`guard_bookkeeping`].
+/// A report the lock-order code found on the calling thread. A warning goes on at once (a
+/// warning must not slow the program down, nor keep a burst of threads from reaching the waits
+/// that deadlock them). Under `LOCKWATCH_LOCK_ORDER=error` the thread waits for the report to
+/// be out, then the policy applies: `abort` ends the process (on the reporter, which never
+/// completes this delivery), `panic` makes this thread panic as it leaves
+/// [`guard_bookkeeping`] (after at most [`INVERSION_BOUND`]: the handler may be stuck).
 pub(crate) fn emit(report: Report, how: Emitted) {
-    let inversion = matches!(how, Emitted::Inversion);
+    if !matches!(how, Emitted::Inversion) {
+        submit(Draft::Ready(report), how);
+        return;
+    }
     let message = format!("deadlock detected: {}", report.summary);
     let delivered = Arc::new(Delivered::default());
     submit_job(Job {
@@ -175,19 +184,35 @@ pub(crate) fn emit(report: Report, how: Emitted) {
         how,
         delivered: Some(delivered.clone()),
     });
-    if ON_REPORTER.with(Cell::get) {
-        // Found by a handler's own locking: the reporter delivers it after the handler returns.
+    if ON_DELIVERY_THREAD.with(Cell::get) {
+        // Found by a handler's own locking: delivered after the handler returns.
         return;
     }
-    let on_deadlock = config::current().read().on_deadlock;
-    if inversion && on_deadlock == OnDeadlock::Abort {
-        delivered.wait_until(None);
-    } else {
-        delivered.wait_until(Some(Instant::now() + INVERSION_BOUND));
+    match config::current().read().on_deadlock {
+        OnDeadlock::Report => {}
+        OnDeadlock::Abort => {
+            delivered.wait_until(None);
+        }
+        OnDeadlock::Panic => {
+            delivered.wait_until(Some(Instant::now() + INVERSION_BOUND));
+            let _ = POLICY_PANIC.try_with(|p| *p.borrow_mut() = Some(message));
+        }
     }
-    if inversion && on_deadlock == OnDeadlock::Panic {
-        let _ = POLICY_PANIC.try_with(|p| *p.borrow_mut() = Some(message));
+}
+
+/// Waits until every report submitted so far has been printed, written and through the
+/// handler, or until `by`; whether it was. For tests, which look at what the handler got.
+pub(crate) fn wait_for_reports(by: Instant) -> bool {
+    {
+        let mut queue = QUEUE.lock();
+        while queue.busy || !queue.jobs.is_empty() {
+            if IDLE.wait_until(&mut queue, by).timed_out() {
+                return false;
+            }
+        }
     }
+    let given = HANDLING.lock().given;
+    wait_handled(given, by)
 }
 
 /// Runs lock-order bookkeeping (`f`) so that a panic inside it never reaches the user's code;
@@ -210,7 +235,7 @@ pub(crate) fn guard_bookkeeping(f: impl FnOnce()) {
 
 /// The reporter thread: delivers jobs in order, for the rest of the process.
 pub(crate) fn reporter_main() {
-    ON_REPORTER.with(|r| r.set(true));
+    ON_DELIVERY_THREAD.with(|r| r.set(true));
     install_exit_hook();
     REPORTER_RUNNING.store(true, Ordering::Release);
     // Loading debug info takes a while the first time: do it now, before the first report
@@ -258,21 +283,26 @@ fn deliver(job: Job) {
         delivered,
     } = job;
     let config = config::current().read().clone();
-    let report = build(draft);
+    let report = build(draft).map(Arc::new);
     if let Some(report) = &report {
         write_out(report, &how, &config);
     }
     if how.stops() && config.on_deadlock == OnDeadlock::Abort {
         abort_after(report, &config);
     }
-    if let Some(report) = &report {
-        call_handler(report);
+    let handled = report
+        .clone()
+        .map(|report| hand_to_handler(report, delivered.clone()));
+    if report.is_none() {
+        if let Some(delivered) = delivered {
+            delivered.set();
+        }
     }
     if let (OnDeadlock::Panic, Emitted::Stuck { verdict: Some(v) }) = (config.on_deadlock, &how) {
-        post_verdict(report.as_ref(), *v);
-    }
-    if let Some(delivered) = delivered {
-        delivered.set();
+        if let Some(ticket) = handled {
+            wait_handled(ticket, Instant::now() + VERDICT_HANDLER_BOUND);
+        }
+        post_verdict(report.as_deref(), *v);
     }
 }
 
@@ -302,16 +332,89 @@ fn post_verdict(report: Option<&Report>, (thread, seq): (u64, u64)) {
 fn call_handler(report: &Report) {
     let handler = HANDLER.read().clone();
     if let Some(handler) = handler {
-        // A panicking handler must not take the reporter with it.
+        // A panicking handler must not take its thread with it.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| handler(report)));
     }
 }
 
+/// Reports waiting for the user's handler, in claim order, numbered by ticket.
+struct Handling {
+    reports: VecDeque<(Arc<Report>, Option<Arc<Delivered>>)>,
+    /// Tickets given out; the next report gets `given + 1`.
+    given: u64,
+    /// The reports up to this ticket have been through the handler.
+    handled: u64,
+}
+
+static HANDLING: Mutex<Handling> = Mutex::new(Handling {
+    reports: VecDeque::new(),
+    given: 0,
+    handled: 0,
+});
+static TO_HANDLE: Condvar = Condvar::new();
+static HANDLED: Condvar = Condvar::new();
+/// The handler thread runs (else the reporter calls the handler itself).
+static HANDLER_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Queues `report` for the user's handler; returns its ticket for [`wait_handled`]. `delivered`
+/// is set once the handler returned.
+fn hand_to_handler(report: Arc<Report>, delivered: Option<Arc<Delivered>>) -> u64 {
+    if !HANDLER_RUNNING.load(Ordering::Acquire) {
+        call_handler(&report);
+        if let Some(delivered) = delivered {
+            delivered.set();
+        }
+        return 0;
+    }
+    let mut handling = HANDLING.lock();
+    handling.given += 1;
+    let ticket = handling.given;
+    handling.reports.push_back((report, delivered));
+    drop(handling);
+    TO_HANDLE.notify_one();
+    ticket
+}
+
+/// Waits until the report with `ticket` and all before it have been through the handler, or
+/// until `by`; whether they have.
+fn wait_handled(ticket: u64, by: Instant) -> bool {
+    let mut handling = HANDLING.lock();
+    while handling.handled < ticket {
+        if HANDLED.wait_until(&mut handling, by).timed_out() {
+            break;
+        }
+    }
+    handling.handled >= ticket
+}
+
+/// The handler thread: calls the user's handler with each report, in order.
+pub(crate) fn handler_main() {
+    ON_DELIVERY_THREAD.with(|r| r.set(true));
+    HANDLER_RUNNING.store(true, Ordering::Release);
+    loop {
+        let (report, delivered) = {
+            let mut handling = HANDLING.lock();
+            loop {
+                if let Some(next) = handling.reports.pop_front() {
+                    break next;
+                }
+                TO_HANDLE.wait(&mut handling);
+            }
+        };
+        call_handler(&report);
+        if let Some(delivered) = delivered {
+            delivered.set();
+        }
+        HANDLING.lock().handled += 1;
+        HANDLED.notify_all();
+    }
+}
+
 /// Policy `abort`: every deadlock and stall that exists now is written before the process
-/// exits. The findings already claimed (queued) come first, then those of a last scan; the
-/// handlers run only after everything is written, within [`HANDLER_BOUND`].
-fn abort_after(first: Option<Report>, config: &Config) -> ! {
-    let mut written: Vec<Report> = first.into_iter().collect();
+/// exits. The findings already claimed (queued) come first, then those of a last scan; then
+/// the handler gets every report, within [`HANDLER_BOUND`].
+fn abort_after(first: Option<Arc<Report>>, config: &Config) -> ! {
+    let mut written: Vec<Arc<Report>> = first.into_iter().collect();
     let last_scan = guarded("the last scan", super::detect::final_scan).unwrap_or_default();
     let queued: Vec<Job> = QUEUE.lock().jobs.drain(..).collect();
     let rest = queued
@@ -326,27 +429,26 @@ fn abort_after(first: Option<Report>, config: &Config) -> ! {
     for (draft, how) in rest {
         if let Some(report) = build(draft) {
             write_out(&report, &how, config);
-            written.push(report);
+            written.push(Arc::new(report));
         }
     }
-    let timer = std::thread::Builder::new()
-        .name("lockwatch-exit".into())
-        .spawn(|| {
-            std::thread::sleep(HANDLER_BOUND);
+    let by = Instant::now() + HANDLER_BOUND;
+    let last = written
+        .into_iter()
+        .map(|report| hand_to_handler(report, None))
+        .max();
+    if let Some(last) = last {
+        if !wait_handled(last, by) {
             diag!(
                 "lockwatch: error: the report handler did not return within {} s; exiting",
                 HANDLER_BOUND.as_secs()
             );
-            exit_once(ABORT_STATUS);
-        });
-    drop(timer);
-    for report in &written {
-        call_handler(report);
+        }
     }
     exit_once(ABORT_STATUS)
 }
 
-/// Ends the process with `status`, once: a second caller (the handler timer racing the
+/// Ends the process with `status`, once: a second caller (an inline delivery racing the
 /// reporter) waits for the first to finish the exit.
 fn exit_once(status: i32) -> ! {
     if EXITING.swap(true, Ordering::AcqRel) {
@@ -387,7 +489,9 @@ fn write_out(report: &Report, how: &Emitted, config: &Config) {
 }
 
 /// Writes `<pid>-<seq>-<kind>.json` complete or not at all: a temporary file, then a rename;
-/// the temporary file is removed if anything fails.
+/// the temporary file is removed if anything fails. Not synced to disk: readers see the file
+/// complete once renamed, and an fsync per report (about 10 ms each on ext4) made a burst of
+/// reports take seconds.
 fn write_report_file(dir: &Path, report: &Report) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let seq = REPORT_SEQ.fetch_add(1, Ordering::Relaxed);
@@ -397,7 +501,6 @@ fn write_report_file(dir: &Path, report: &Report) -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(report.to_json_pretty().as_bytes())?;
         file.write_all(b"\n")?;
-        file.sync_all()?;
         drop(file);
         std::fs::rename(&tmp, dir.join(name))
     })();
@@ -421,21 +524,15 @@ fn install_exit_hook() {
 }
 
 /// At the process's exit (`main` returned, `std::process::exit`): the reports already claimed
-/// and the one being written get out first, within [`EXIT_BOUND`] (the reporter may be stuck in
-/// a handler). Not when lockwatch itself exits (its reports are out) or the exit is the
+/// and the one being written get out first, and through the handler, within [`EXIT_BOUND`] (the
+/// handler may be stuck). Not when lockwatch itself exits (its reports are out) or the exit is the
 /// reporter's own (a handler that exits).
 fn finish_at_exit() {
-    if EXITING.load(Ordering::Acquire) || ON_REPORTER.with(Cell::get) {
+    if EXITING.load(Ordering::Acquire) || ON_DELIVERY_THREAD.with(Cell::get) {
         return;
     }
     let by = Instant::now() + EXIT_BOUND;
-    let mut queue = QUEUE.lock();
-    while queue.busy || !queue.jobs.is_empty() {
-        if IDLE.wait_until(&mut queue, by).timed_out() {
-            break;
-        }
-    }
-    drop(queue);
+    wait_for_reports(by);
     // A report half-written when the wait above gave up is finished before the exit.
     drop(OUTPUT.try_lock_until(by));
 }
