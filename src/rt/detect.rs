@@ -639,6 +639,11 @@ pub(crate) fn check() -> Vec<Report> {
         .collect()
 }
 
+/// How many threads have a registered wait (for benchmarks that wait for them all).
+pub(crate) fn waiting_thread_count() -> usize {
+    registry::runtime().graph.lock().waiting_count()
+}
+
 static WATCHDOG: Once = Once::new();
 
 /// Starts lockwatch's own threads, the watchdog, the reporter and the handler thread, on the
@@ -652,10 +657,19 @@ pub(crate) fn ensure_watchdog() {
     WATCHDOG.call_once(|| {
         let (counted_tx, counted) = std::sync::mpsc::channel::<()>();
         let mut started = 0;
-        for (name, main) in [
-            ("lockwatch-watchdog", watchdog_main as fn()),
-            ("lockwatch-reporter", report::reporter_main as fn()),
-            ("lockwatch-handler", report::handler_main as fn()),
+        // `ready` runs once the thread exists: from then on work is queued for it.
+        for (name, ready, main) in [
+            ("lockwatch-watchdog", (|| {}) as fn(), watchdog_main as fn()),
+            (
+                "lockwatch-reporter",
+                report::reporter_ready,
+                report::reporter_main,
+            ),
+            (
+                "lockwatch-handler",
+                report::handler_ready,
+                report::handler_main,
+            ),
         ] {
             let counted_tx = counted_tx.clone();
             let spawned = std::thread::Builder::new()
@@ -666,7 +680,10 @@ pub(crate) fn ensure_watchdog() {
                     main();
                 });
             match spawned {
-                Ok(_) => started += 1,
+                Ok(_) => {
+                    ready();
+                    started += 1;
+                }
                 Err(e) => diag!("lockwatch: warning: could not start the {name} thread: {e}"),
             }
         }

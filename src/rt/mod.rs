@@ -12,7 +12,7 @@ mod registry;
 mod report;
 mod trace;
 
-pub(crate) use detect::check;
+pub(crate) use detect::{check, waiting_thread_count};
 pub(crate) use graph::{Probe, Waiting};
 pub(crate) use order::{graph_size as order_graph_size, known_edges_size, write_order_graph};
 pub(crate) use registry::{

@@ -233,11 +233,20 @@ pub(crate) fn guard_bookkeeping(f: impl FnOnce()) {
     }
 }
 
+/// The reporter thread exists: jobs are queued for it from now on.
+pub(crate) fn reporter_ready() {
+    install_exit_hook();
+    REPORTER_RUNNING.store(true, Ordering::Release);
+}
+
+/// The handler thread exists: reports are queued for it from now on.
+pub(crate) fn handler_ready() {
+    HANDLER_RUNNING.store(true, Ordering::Release);
+}
+
 /// The reporter thread: delivers jobs in order, for the rest of the process.
 pub(crate) fn reporter_main() {
     ON_DELIVERY_THREAD.with(|r| r.set(true));
-    install_exit_hook();
-    REPORTER_RUNNING.store(true, Ordering::Release);
     // Loading debug info takes a while the first time: do it now, before the first report
     // needs it (jobs queue up meanwhile).
     let _ = std::panic::catch_unwind(super::trace::warm_up);
@@ -390,7 +399,6 @@ fn wait_handled(ticket: u64, by: Instant) -> bool {
 /// The handler thread: calls the user's handler with each report, in order.
 pub(crate) fn handler_main() {
     ON_DELIVERY_THREAD.with(|r| r.set(true));
-    HANDLER_RUNNING.store(true, Ordering::Release);
     loop {
         let (report, delivered) = {
             let mut handling = HANDLING.lock();
