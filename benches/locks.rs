@@ -310,35 +310,40 @@ mod detection {
         reported_at.saturating_duration_since(closed)
     }
 
-    /// One scan (snapshot, reduction) with 1,000 threads blocked on a lock whose holder runs.
+    /// One scan (snapshot, reduction) with 1,000 and with 10,000 threads blocked on a lock
+    /// whose holder runs.
     pub(super) fn scan_with_blocked_threads(c: &mut Criterion) {
-        let gate = Arc::new(Mutex::named("gate", ()));
-        let held = gate.lock();
-        let ready = Arc::new(Barrier::new(1001));
-        let threads: Vec<_> = (0..1000)
-            .map(|_| {
-                let (gate, ready) = (gate.clone(), ready.clone());
-                std::thread::Builder::new()
-                    .stack_size(64 * 1024)
-                    .spawn(move || {
-                        ready.wait();
-                        drop(gate.lock());
-                    })
-                    .unwrap()
-            })
-            .collect();
-        ready.wait();
-        // Let every thread pass the grace period and register its wait.
-        std::thread::sleep(Duration::from_millis(500));
         let mut group = c.benchmark_group("detection");
-        group.bench_function("one scan, 1000 blocked threads", |b| {
-            b.iter(|| assert!(lockwatch::check().is_empty()))
-        });
-        group.finish();
-        drop(held);
-        for t in threads {
-            t.join().unwrap();
+        for blocked in [1_000, 10_000] {
+            let gate = Arc::new(Mutex::named("gate", ()));
+            let held = gate.lock();
+            let ready = Arc::new(Barrier::new(blocked + 1));
+            let threads: Vec<_> = (0..blocked)
+                .map(|_| {
+                    let (gate, ready) = (gate.clone(), ready.clone());
+                    std::thread::Builder::new()
+                        .stack_size(64 * 1024)
+                        .spawn(move || {
+                            ready.wait();
+                            drop(gate.lock());
+                        })
+                        .unwrap()
+                })
+                .collect();
+            ready.wait();
+            // Let every thread pass the grace period and register its wait.
+            while lockwatch::introspect::waiting_threads() < blocked {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            group.bench_function(format!("one scan, {blocked} blocked threads"), |b| {
+                b.iter(|| assert!(lockwatch::check().is_empty()))
+            });
+            drop(held);
+            for t in threads {
+                t.join().unwrap();
+            }
         }
+        group.finish();
     }
 }
 

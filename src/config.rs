@@ -124,14 +124,14 @@ fn parse_var<T>(
         Ok(value) => match parse(value.trim()) {
             Some(v) => v,
             None => {
-                eprintln!(
+                crate::diag::diag!(
                     "lockwatch: error: invalid {name}={value:?}: expected {accepted}; using the default"
                 );
                 default
             }
         },
         Err(std::env::VarError::NotUnicode(value)) => {
-            eprintln!(
+            crate::diag::diag!(
                 "lockwatch: error: invalid {name}={value:?}: expected {accepted}; using the default"
             );
             default

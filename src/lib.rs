@@ -17,8 +17,9 @@
 //! ## The model
 //!
 //! Each blocking wait is an edge *thread → resource → the threads that can release it*. The
-//! thread that blocks checks the graph at once and a watchdog re-checks it every
-//! `LOCKWATCH_WATCHDOG_MS`. Graph reduction removes every thread that can still run (running
+//! thread that blocks has the graph checked at once, and a watchdog re-checks it every
+//! `LOCKWATCH_WATCHDOG_MS`; reports are printed and handed to the handler on lockwatch's own
+//! threads. Graph reduction removes every thread that can still run (running
 //! code, in a timed wait, or unknown to lockwatch), then every wait such a thread can end; the
 //! threads left can never run again. A finding is confirmed on a second snapshot before it is
 //! reported, so a release racing with the check never yields a report. Lock-order tracking
@@ -60,6 +61,7 @@
 mod condvar;
 mod config;
 mod core;
+mod diag;
 mod error;
 mod lock;
 mod mutex;
@@ -102,10 +104,11 @@ pub fn check() -> Vec<Report> {
     Vec::new()
 }
 
-/// Calls `handler` with every finding, after it is printed and before the policy applies.
-/// A panic in the handler is caught and ignored. The handler runs on the thread that found the
-/// problem (possibly the watchdog) while other threads may be frozen: it must not take a lock
-/// the program could be holding.
+/// Calls `handler` with every finding, after it is printed and before the policy applies (a
+/// verdict of policy `panic` waits at most 1 s for it, `abort` 5 s). A panic in the handler is
+/// caught and ignored. The handler runs on lockwatch's own thread `lockwatch-handler`, one
+/// report at a time in the order they were found, never on a thread that is part of a finding:
+/// it may take a lock a frozen thread holds, which holds up only later handler calls.
 ///
 /// ```
 /// use lockwatch::{Report, ReportKind};
@@ -134,6 +137,11 @@ pub mod introspect {
         crate::rt::live_thread_count()
     }
 
+    /// Threads whose wait is registered in the wait-for graph.
+    pub fn waiting_threads() -> usize {
+        crate::rt::waiting_thread_count()
+    }
+
     /// (locks, edges) in the lock-order graph.
     pub fn order_graph_size() -> (usize, usize) {
         crate::rt::order_graph_size()
@@ -148,6 +156,12 @@ pub mod introspect {
     /// (waits that outlasted their quiet grace period).
     pub fn registered_waits_on(name: &str) -> usize {
         crate::rt::registered_waits_on(name)
+    }
+
+    /// Waits (up to `limit`) until every report found so far has been printed, written and
+    /// given to the handler, which runs on lockwatch's own thread; whether it has.
+    pub fn wait_for_reports(limit: std::time::Duration) -> bool {
+        crate::rt::wait_for_reports(std::time::Instant::now() + limit)
     }
 
     /// Writes the lock-order graph to `LOCKWATCH_ORDER_GRAPH` now (it is also written at exit).

@@ -433,7 +433,7 @@ fn backtrace_full_also_shows_where_each_held_lock_was_acquired() {
 
 #[test]
 fn deadlock_is_reported_by_the_blocking_thread_without_the_watchdog() {
-    // With a watchdog period of 100 s only the blocking thread's own check can report in time.
+    // With a watchdog period of 100 s only the scan the blocking thread asks for reports in time.
     // Detection takes milliseconds (see the benchmarks); the bound leaves room for a debug
     // build loading its symbols on a loaded machine.
     let run = run_example("mutex_twice", &[("LOCKWATCH_WATCHDOG_MS", "100000")], LIMIT);

@@ -21,6 +21,7 @@ fn install_collector() {
 
 /// Inversion reports naming any lock whose name starts with `prefix`.
 fn inversions(prefix: &str) -> Vec<Report> {
+    lockwatch::introspect::wait_for_reports(Duration::from_secs(10));
     SEEN.lock()
         .unwrap()
         .iter()

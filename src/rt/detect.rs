@@ -1,18 +1,52 @@
-//! Detection: graph reduction on a snapshot, confirmed on a second snapshot, run by the thread
-//! that blocks and re-run by the watchdog.
+//! Detection: graph reduction on a snapshot, confirmed on a second snapshot, by one scanner at
+//! a time.
+//!
+//! # Who does what
+//!
+//! - A thread that registers an untimed wait only asks for a scan ([`scan_blocked`]) and goes
+//!   on to block: it never scans, renders, writes or runs the user's handler, so nothing it
+//!   does there can hide (or join) the wait it is in.
+//! - The watchdog thread (`lockwatch-watchdog`) is the scanner. It scans when asked, and every
+//!   `LOCKWATCH_WATCHDOG_MS` while some thread waits. Requests that arrive while a scan runs
+//!   are all served by the next one: with a thousand threads blocking at once there are a few
+//!   scans, each with one shared snapshot per step, not a thousand.
+//! - A scan claims each confirmed finding not claimed before (in [`Reported`]) and hands it to
+//!   the reporter thread (`lockwatch-reporter`, in `report`) with what the report needs copied
+//!   from the live graph; the reporter builds, prints and writes in claim order and applies
+//!   the policy (the verdict of policy `panic` goes to the waiting thread); the handler thread
+//!   (`lockwatch-handler`) calls the user's handler, in the same order.
+//! - `lockwatch::check()` scans on its caller's thread, in turn with the watchdog, and returns
+//!   what it claims without printing it; under policy `abort` the reporter runs a last scan
+//!   before the exit.
+//!
+//! # Lock order
+//!
+//! A thread holding one of these locks only takes locks further down a line, never up:
+//!
+//! ```text
+//! SCANNER → VERDICTS → runtime graph → runtime exited    (target choice, trace copies)
+//! SCANNER → VERDICTS → REPORTED                          (claims)
+//! SCANNER → report queue                                 (hand-off to the reporter)
+//! SCANNER → LONG_REPORTED
+//! REQUESTS                                               (leaf: nothing taken under it)
+//! ```
+//!
+//! No lock of this module is held while user code runs; a thread blocked in a wait holds none
+//! of them (it may wait on `REQUESTS` and `VERDICTS` through their condition variables only).
 
-use super::graph::{self, snapshot};
+use super::graph::{self, snapshot, ReportTraces};
 use super::registry;
-use super::report::{self, Emitted};
+use super::report::{self, Draft, Emitted};
 use crate::config;
+use crate::diag::diag;
 use lockwatch_detector::reduce::{self, Finding};
-use lockwatch_detector::snapshot::Snapshot;
+use lockwatch_detector::snapshot::{Snapshot, ThreadSnap};
 use lockwatch_detector::Report;
-use parking_lot::Mutex;
-use std::collections::HashSet;
+use parking_lot::{Condvar, Mutex};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long to wait before re-taking the snapshot that confirms a finding. A release racing
 /// with the first snapshot shows up as a changed or vanished wait in the second.
@@ -48,53 +82,117 @@ impl Reported {
     }
 }
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 enum Identity {
     Cycle(FindingKey),
     Stall(FindingKey),
 }
 
-fn identity(snapshot: &Snapshot, finding: &Finding) -> Identity {
-    if finding.cycle.is_empty() {
-        return Identity::Stall(finding.key.clone());
-    }
-    // A chain that ends at an exited owner is known by the owner and the leaked resources its
-    // threads wait on: the same however many threads queue up behind them later, and whichever
-    // of them the chain starts from; new when a thread comes to wait on another of them.
-    if let Some(last) = finding.cycle.last() {
-        let owner = snapshot
-            .thread(last.held_by)
-            .filter(|t| t.state == lockwatch_detector::ThreadState::Exited);
-        if let Some(owner) = owner {
-            let leaked: HashSet<u64> = owner.holds.iter().map(|h| h.resource).collect();
-            let mut key: FindingKey = vec![(owner.id, u64::MAX)];
-            key.extend(
-                finding
-                    .threads
-                    .iter()
-                    .filter_map(|&t| snapshot.thread(t)?.wait.as_ref())
-                    .filter(|w| leaked.contains(&w.resource))
-                    .map(|w| (owner.id, w.resource)),
-            );
-            key.sort_unstable();
-            key.dedup();
-            return Identity::Cycle(key);
-        }
-    }
-    let mut key: FindingKey = finding
-        .cycle
-        .iter()
-        .filter_map(|edge| {
-            let wait = snapshot.thread(edge.thread)?.wait.as_ref()?;
-            Some((edge.thread, wait.seq))
-        })
-        .collect();
-    key.sort_unstable();
-    key.dedup();
-    Identity::Cycle(key)
+/// A snapshot with its threads indexed by id: a scan looks threads up once per finding edge,
+/// and a thousand findings over a thousand threads made the linear lookups add up.
+struct Indexed {
+    snapshot: Snapshot,
+    threads: HashMap<u64, usize>,
 }
 
-/// Findings already reported.
+impl Indexed {
+    fn new(snapshot: Snapshot) -> Indexed {
+        let threads = snapshot
+            .threads
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id, i))
+            .collect();
+        Indexed { snapshot, threads }
+    }
+
+    fn thread(&self, id: u64) -> Option<&ThreadSnap> {
+        self.threads.get(&id).map(|&i| &self.snapshot.threads[i])
+    }
+
+    /// The sequence number of `thread`'s wait (0 if it is not waiting).
+    fn wait_seq(&self, thread: u64) -> u64 {
+        self.thread(thread)
+            .and_then(|t| t.wait.as_ref())
+            .map_or(0, |w| w.seq)
+    }
+
+    fn identity(&self, finding: &Finding) -> Identity {
+        if finding.cycle.is_empty() {
+            return Identity::Stall(finding.key.clone());
+        }
+        // A chain that ends at an exited owner is known by the owner and the leaked resources
+        // its threads wait on: the same however many threads queue up behind them later, and
+        // whichever of them the chain starts from; new when a thread comes to wait on another
+        // of them.
+        if let Some(last) = finding.cycle.last() {
+            let owner = self
+                .thread(last.held_by)
+                .filter(|t| t.state == lockwatch_detector::ThreadState::Exited);
+            if let Some(owner) = owner {
+                let leaked: HashSet<u64> = owner.holds.iter().map(|h| h.resource).collect();
+                let mut key: FindingKey = vec![(owner.id, u64::MAX)];
+                key.extend(
+                    finding
+                        .threads
+                        .iter()
+                        .filter_map(|&t| self.thread(t)?.wait.as_ref())
+                        .filter(|w| leaked.contains(&w.resource))
+                        .map(|w| (owner.id, w.resource)),
+                );
+                key.sort_unstable();
+                key.dedup();
+                return Identity::Cycle(key);
+            }
+        }
+        let mut key: FindingKey = finding
+            .cycle
+            .iter()
+            .filter_map(|edge| {
+                let wait = self.thread(edge.thread)?.wait.as_ref()?;
+                Some((edge.thread, wait.seq))
+            })
+            .collect();
+        key.sort_unstable();
+        key.dedup();
+        Identity::Cycle(key)
+    }
+
+    /// The part of the snapshot a report of `threads` reads: those threads and the resources
+    /// their waits and holds name. A report keeps only this, so a thousand findings queued for
+    /// the reporter do not keep a thousand copies of everything.
+    fn trimmed(&self, threads: &[u64]) -> Snapshot {
+        let mut kept: Vec<ThreadSnap> = threads
+            .iter()
+            .filter_map(|&t| self.thread(t))
+            .cloned()
+            .collect();
+        kept.sort_by_key(|t| t.id);
+        kept.dedup_by_key(|t| t.id);
+        let named: HashSet<u64> = kept
+            .iter()
+            .flat_map(|t| {
+                t.wait
+                    .iter()
+                    .map(|w| w.resource)
+                    .chain(t.holds.iter().map(|h| h.resource))
+            })
+            .collect();
+        Snapshot {
+            threads: kept,
+            resources: self
+                .snapshot
+                .resources
+                .iter()
+                .filter(|r| named.contains(&r.id))
+                .cloned()
+                .collect(),
+            unknown_threads_can_run: self.snapshot.unknown_threads_can_run,
+        }
+    }
+}
+
+/// Findings already claimed (reported, or returned by `check`).
 static REPORTED: Mutex<Option<Reported>> = Mutex::new(None);
 /// Waits already reported as long.
 static LONG_REPORTED: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
@@ -103,7 +201,7 @@ fn already_reported(key: &Identity) -> bool {
     REPORTED.lock().as_ref().is_some_and(|r| r.contains(key))
 }
 
-/// Marks a finding reported; false if it already was.
+/// Marks a finding claimed; false if it already was.
 fn claim(key: &Identity) -> bool {
     let mut reported = REPORTED.lock();
     let reported = reported.get_or_insert_with(Reported::default);
@@ -120,146 +218,319 @@ struct Confirmed {
     identity: Identity,
 }
 
+/// What one scan confirmed, on its confirming snapshot.
+struct Confirmation {
+    snapshot: Indexed,
+    findings: Vec<Confirmed>,
+    /// When the confirming snapshot was taken: the time of detection, not of the report.
+    detected_at_ms: u64,
+}
+
+impl Confirmation {
+    /// What the reporter needs to build the report of `finding`, copied now, while its
+    /// threads' waits are still registered.
+    fn draft(&self, finding: &Finding) -> FindingDraft {
+        let snapshot = self.snapshot.trimmed(&finding.threads);
+        let traces = graph::collect_traces(&snapshot, &finding.threads);
+        FindingDraft {
+            snapshot,
+            finding: finding.clone(),
+            traces,
+            detected_at_ms: self.detected_at_ms,
+        }
+    }
+}
+
+/// A claimed deadlock or stall whose report is still to be built (its backtraces resolved).
+pub(crate) struct FindingDraft {
+    snapshot: Snapshot,
+    finding: Finding,
+    traces: ReportTraces,
+    detected_at_ms: u64,
+}
+
+impl FindingDraft {
+    pub(crate) fn build(self) -> Report {
+        let FindingDraft {
+            mut snapshot,
+            finding,
+            traces,
+            detected_at_ms,
+        } = self;
+        traces.apply(&mut snapshot);
+        let mut report =
+            reduce::build_report(&snapshot, &finding, std::process::id(), detected_at_ms);
+        report.relativize_frame_paths();
+        report
+    }
+}
+
 /// Reduction on a snapshot, then confirmation on a second one after a pause: only findings
-/// whose threads are still in the very same waits are kept.
-fn confirmed_findings() -> Option<(Snapshot, Vec<Confirmed>)> {
-    let first = snapshot();
-    let candidates: Vec<Identity> = reduce::analyze(&first)
-        .iter()
-        .map(|f| identity(&first, f))
-        .filter(|key| !already_reported(key))
-        .collect();
+/// whose threads are still in the very same waits are kept. The caller holds [`SCANNER`].
+fn confirmed_findings() -> Option<Confirmation> {
+    let candidates: HashSet<Identity> = {
+        let first = Indexed::new(snapshot());
+        reduce::analyze(&first.snapshot)
+            .iter()
+            .map(|f| first.identity(f))
+            .filter(|key| !already_reported(key))
+            .collect()
+    };
     if candidates.is_empty() {
         return None;
     }
     std::thread::sleep(CONFIRM_PAUSE);
-    let second = snapshot();
-    let confirmed: Vec<Confirmed> = reduce::analyze(&second)
+    let second = Indexed::new(snapshot());
+    let detected_at_ms = report::now_ms();
+    let findings: Vec<Confirmed> = reduce::analyze(&second.snapshot)
         .into_iter()
         .map(|finding| Confirmed {
-            identity: identity(&second, &finding),
+            identity: second.identity(&finding),
             finding,
         })
         .filter(|c| candidates.contains(&c.identity))
         .collect();
-    if confirmed.is_empty() {
+    if findings.is_empty() {
         None
     } else {
-        Some((second, confirmed))
+        Some(Confirmation {
+            snapshot: second,
+            findings,
+            detected_at_ms,
+        })
     }
 }
 
-/// The thread that panics under policy `panic`: the one whose wait closed the cycle, unless it
-/// cannot take a verdict (an RwLock writer parks in one piece); then another thread of the
-/// finding that can. The scanning thread itself can always panic.
-fn panic_target(snapshot: &Snapshot, finding: &Finding, current: u64) -> (u64, u64) {
+/// One scan at a time: the watchdog's, `check()`'s, and the reporter's last scan under
+/// `abort`. Held for the whole scan, pause included.
+static SCANNER: Mutex<()> = Mutex::new(());
+
+/// Scan requests: the `requested`-th request is served once `done >= requested`, by a scan
+/// that began after it was made.
+struct Requests {
+    requested: u64,
+    done: u64,
+}
+
+static REQUESTS: Mutex<Requests> = Mutex::new(Requests {
+    requested: 0,
+    done: 0,
+});
+/// Wakes the watchdog for a request.
+static REQUESTED: Condvar = Condvar::new();
+/// Wakes threads waiting for a scan to be done.
+static SCANNED: Condvar = Condvar::new();
+
+/// Asks the watchdog for a scan now rather than at its next period; returns the request's
+/// number.
+fn request_scan() -> u64 {
+    let mut requests = REQUESTS.lock();
+    requests.requested += 1;
+    let number = requests.requested;
+    drop(requests);
+    REQUESTED.notify_one();
+    number
+}
+
+/// Asks the watchdog to scan now rather than at its next period: a thread ended, a Condvar
+/// waiter registered.
+pub(crate) fn kick_watchdog() {
+    request_scan();
+}
+
+/// The waits that can take a verdict only before they park (policy `panic`), and the
+/// verdicts promised to them.
+struct Windows {
+    /// `(thread, wait seq)` of the waits in [`await_verdict`], not yet parked.
+    awaiting: Vec<(u64, u64)>,
+    /// Those whose finding a scan claimed, naming them to panic: the reporter posts their
+    /// verdict once the report is out.
+    promised: Vec<(u64, u64)>,
+}
+
+static VERDICTS: Mutex<Windows> = Mutex::new(Windows {
+    awaiting: Vec::new(),
+    promised: Vec::new(),
+});
+static VERDICT_POSTED: Condvar = Condvar::new();
+
+/// How long a wait in its window waits for the scan it asked for.
+const SCAN_BOUND: Duration = Duration::from_secs(2);
+/// How long it waits for a promised verdict: the report is built and the handler runs first.
+const VERDICT_BOUND: Duration = Duration::from_secs(10);
+
+fn panic_policy() -> bool {
+    config::current().read().on_deadlock == config::OnDeadlock::Panic
+}
+
+/// A thread registered an untimed wait: it asks for a scan and goes on to block.
+///
+/// Under policy `panic`, a wait that cannot take a verdict once it parks (an RwLock writer
+/// parks in one piece inside parking_lot) first waits here for that scan, and for the verdict
+/// it brings if its wait is the one that must panic, and panics with it.
+pub(crate) fn scan_blocked(current: u64) {
+    let window = if panic_policy() {
+        match graph::current_wait(current) {
+            Some((seq, false)) => {
+                VERDICTS.lock().awaiting.push((current, seq));
+                Some(seq)
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let request = request_scan();
+    if let Some(seq) = window {
+        if let Some(message) = await_verdict(current, seq, request) {
+            // A second panic while unwinding would abort the process: the report is out, let
+            // the first unwind finish.
+            if !std::thread::panicking() {
+                panic!("{message}");
+            }
+        }
+    }
+}
+
+/// Waits for the scan `request` and any verdict it promised to `(thread, seq)`; closes the
+/// window either way.
+fn await_verdict(thread: u64, seq: u64, request: u64) -> Option<String> {
+    let scanned_by = Instant::now() + SCAN_BOUND;
+    {
+        let mut requests = REQUESTS.lock();
+        while requests.done < request {
+            if SCANNED.wait_until(&mut requests, scanned_by).timed_out() {
+                break;
+            }
+        }
+    }
+    let key = (thread, seq);
+    let posted_by = Instant::now() + VERDICT_BOUND;
+    {
+        let mut windows = VERDICTS.lock();
+        while windows.promised.contains(&key) {
+            if VERDICT_POSTED
+                .wait_until(&mut windows, posted_by)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        // Under the same lock as the scanner's choice: once out of `awaiting`, no scan names
+        // this wait to panic (it could not).
+        windows.awaiting.retain(|w| *w != key);
+        windows.promised.retain(|w| *w != key);
+    }
+    let record = registry::runtime().threads.get(&thread)?.clone();
+    record.take_verdict(seq)
+}
+
+/// Called by the reporter once it has posted the verdict for `(thread, seq)`.
+pub(crate) fn verdict_posted(thread: u64, seq: u64) {
+    VERDICTS.lock().promised.retain(|w| *w != (thread, seq));
+    VERDICT_POSTED.notify_all();
+}
+
+/// How old a wait that cannot take a verdict may be and still be left to the scan it asked
+/// for (see [`panic_target`]).
+const ITS_OWN_SCAN_MS: u64 = 500;
+
+/// The wait that panics under policy `panic`: the one that closed the cycle, unless it cannot
+/// take a verdict (an RwLock writer parked in one piece); then another wait of the finding that
+/// can. `None`: the finding is left for a later scan.
+///
+/// A wait that can take a verdict only in its window before it parks may not have opened that
+/// window yet (it registers, then opens it and asks for a scan). The scan it asks for finds it
+/// in its window; until then, and for at most [`ITS_OWN_SCAN_MS`] (it cannot miss it, but the
+/// cost of a miss would be a silent hang), a finding no other wait can panic for is left alone.
+/// After that it is reported without the panic.
+fn panic_target(found: &Indexed, finding: &Finding, windows: &Windows) -> Option<(u64, u64)> {
     let candidates = std::iter::once(finding.closing_thread)
         .chain(finding.cycle.iter().map(|e| e.thread))
         .chain(finding.threads.iter().copied());
     for thread in candidates {
-        let seq = wait_seq(snapshot, thread);
-        if thread == current || graph::takes_verdicts(thread, seq) {
-            return (thread, seq);
+        let seq = found.wait_seq(thread);
+        if windows.awaiting.contains(&(thread, seq)) || graph::takes_verdicts(thread, seq) {
+            return Some((thread, seq));
         }
     }
-    (
-        finding.closing_thread,
-        wait_seq(snapshot, finding.closing_thread),
+    let closing = finding.closing_thread;
+    let young = found
+        .thread(closing)
+        .and_then(|t| t.wait.as_ref())
+        .is_some_and(|w| w.since_ms < ITS_OWN_SCAN_MS);
+    (!young).then(|| (closing, found.wait_seq(closing)))
+}
+
+/// Claims every confirmed finding not claimed before and hands it to the reporter.
+fn scan_and_report() {
+    let _scanner = SCANNER.lock();
+    let Some(found) = confirmed_findings() else {
+        return;
+    };
+    let panic_policy = panic_policy();
+    for Confirmed { finding, identity } in &found.findings {
+        let verdict = if panic_policy {
+            let mut windows = VERDICTS.lock();
+            let Some(target) = panic_target(&found.snapshot, finding, &windows) else {
+                continue;
+            };
+            if !claim(identity) {
+                continue;
+            }
+            if windows.awaiting.contains(&target) {
+                windows.promised.push(target);
+            }
+            Some(target)
+        } else {
+            if !claim(identity) {
+                continue;
+            }
+            None
+        };
+        let draft = found.draft(finding);
+        report::submit(
+            Draft::Later(Box::new(move || draft.build())),
+            Emitted::Stuck { verdict },
+        );
+    }
+}
+
+/// Claims every confirmed finding not claimed before, for the caller to build: `check()` and
+/// the reporter's last scan under `abort`. `None` if a scan did not finish within `wait` (the
+/// watchdog's scan in progress is the one to wait for; it may be the caller's own).
+fn claim_all(wait: Duration) -> Option<Vec<FindingDraft>> {
+    let _scanner = SCANNER.try_lock_for(wait)?;
+    let Some(found) = confirmed_findings() else {
+        return Some(Vec::new());
+    };
+    Some(
+        found
+            .findings
+            .iter()
+            .filter(|c| claim(&c.identity))
+            .map(|c| found.draft(&c.finding))
+            .collect(),
     )
 }
 
-/// Whether a finding whose thread must panic is better left for that thread to report: one
-/// that cannot take a verdict (an RwLock writer parks in one piece) and is not the scanning
-/// thread would never panic if another thread claimed the finding first. It reports the
-/// finding itself from the scan it runs when it registers its wait; only if that has not
-/// happened after a while (it cannot be missed, but the cost of a miss would be a silent
-/// hang) does another thread take it, reporting without the panic.
-fn leave_to_its_thread(snapshot: &Snapshot, thread: u64, seq: u64, current: u64) -> bool {
-    const ITS_OWN_SCAN: u64 = 500;
-    if thread == current || graph::takes_verdicts(thread, seq) {
-        return false;
-    }
-    snapshot
-        .thread(thread)
-        .and_then(|t| t.wait.as_ref())
-        .is_some_and(|w| w.since_ms < ITS_OWN_SCAN)
-}
-
-/// The sequence number of `thread`'s wait in `snapshot` (0 if it is not waiting).
-fn wait_seq(snapshot: &Snapshot, thread: u64) -> u64 {
-    snapshot
-        .thread(thread)
-        .and_then(|t| t.wait.as_ref())
-        .map_or(0, |w| w.seq)
-}
-
-fn build(mut snapshot: Snapshot, finding: &Finding) -> Report {
-    // The time of detection (the confirming snapshot), not of the report's completion.
-    let detected_at_ms = report::now_ms();
-    graph::complete_for_report(&mut snapshot, &finding.threads);
-    let mut report = reduce::build_report(&snapshot, finding, std::process::id(), detected_at_ms);
-    report.relativize_frame_paths();
-    report
-}
-
-/// Scan triggered by a thread that just registered an untimed wait.
-pub(crate) fn scan_blocked(current: u64) {
-    report_confirmed(current);
+/// Under policy `abort`, right before the exit: every finding that exists now and was not
+/// claimed yet (a scan in progress claims its findings first).
+pub(crate) fn final_scan() -> Vec<FindingDraft> {
+    claim_all(Duration::from_secs(2)).unwrap_or_default()
 }
 
 /// Scan by the watchdog.
 fn scan_watchdog() {
-    report_confirmed(0);
+    scan_and_report();
     check_long_waits();
-}
-
-/// Reports every confirmed finding not reported before; `current` is the scanning thread's
-/// runtime id (0 for the watchdog), which decides who panics under policy `panic`.
-fn report_confirmed(current: u64) {
-    // A bug in the analysis must not become a panic in the user's `lock()`: only the policy's
-    // own panic (in `emit`) may reach the caller.
-    let found = std::panic::catch_unwind(|| {
-        let (snapshot, findings) = confirmed_findings()?;
-        let mut reports = Vec::new();
-        let panic_policy = config::current().read().on_deadlock == config::OnDeadlock::Panic;
-        for Confirmed { finding, identity } in &findings {
-            let (panicking, seq) = panic_target(&snapshot, finding, current);
-            if panic_policy && leave_to_its_thread(&snapshot, panicking, seq, current) {
-                continue;
-            }
-            if !claim(identity) {
-                continue;
-            }
-            reports.push((build(snapshot.clone(), finding), panicking, seq));
-        }
-        Some(reports)
-    });
-    let mut reports = match found {
-        Ok(Some(reports)) => reports,
-        Ok(None) => return,
-        Err(_) => {
-            eprintln!("lockwatch: internal error: a scan panicked; the program continues");
-            return;
-        }
-    };
-    // A report that makes this very thread panic goes last, so the others are out first.
-    reports.sort_by_key(|&(_, panicking, _)| panicking == current);
-    for (report, panicking, seq) in reports {
-        report::emit(
-            report,
-            Emitted::Stuck {
-                closing_thread: panicking,
-                closing_seq: seq,
-                current,
-            },
-        );
-    }
 }
 
 fn check_long_waits() {
     let Some(threshold) = config::current().read().long_wait else {
         return;
     };
+    let _scanner = SCANNER.lock();
     let threshold_ms = threshold.as_millis() as u64;
     let snapshot = snapshot();
     // Forget waits that have ended, so the table stays as small as the set of current waits.
@@ -292,11 +563,18 @@ fn check_long_waits() {
         // The time of detection, not of the report's completion: `since_ms` is measured
         // at the snapshot, and resolving symbols can take a while.
         let detected_at_ms = report::now_ms();
-        graph::complete_for_report(&mut snapshot, &involved);
-        let mut report =
-            reduce::long_wait_report(&snapshot, thread.id, std::process::id(), detected_at_ms);
-        report.relativize_frame_paths();
-        report::emit(report, Emitted::Warning);
+        let traces = graph::collect_traces(&snapshot, &involved);
+        let waiter = thread.id;
+        report::submit(
+            Draft::Later(Box::new(move || {
+                traces.apply(&mut snapshot);
+                let mut report =
+                    reduce::long_wait_report(&snapshot, waiter, std::process::id(), detected_at_ms);
+                report.relativize_frame_paths();
+                report
+            })),
+            Emitted::Warning,
+        );
     }
 }
 
@@ -332,50 +610,82 @@ pub(crate) fn mark_owner_hold(
     });
 }
 
-/// `lockwatch::check()`: a scan on demand. Findings are returned, not printed, and count as
-/// reported.
+/// `lockwatch::check()`: a scan on demand, on the caller's thread (in turn with the
+/// watchdog's). Findings are returned, not printed, and count as reported; no handler runs.
 pub(crate) fn check() -> Vec<Report> {
-    let Some((snapshot, findings)) = confirmed_findings() else {
+    // A bug in the analysis must not become a panic in the caller.
+    let drafts = std::panic::catch_unwind(|| claim_all(Duration::MAX).unwrap_or_default());
+    let Ok(drafts) = drafts else {
+        diag!("lockwatch: internal error: a scan panicked; the program continues");
         return Vec::new();
     };
-    findings
-        .iter()
-        .filter(|c| claim(&c.identity))
-        .map(|c| build(snapshot.clone(), &c.finding))
+    drafts
+        .into_iter()
+        .filter_map(|draft| match std::panic::catch_unwind(|| draft.build()) {
+            Ok(report) => Some(report),
+            Err(_) => {
+                diag!("lockwatch: internal error: building a report panicked");
+                None
+            }
+        })
         .collect()
 }
 
-static WATCHDOG: Once = Once::new();
-static KICK: Mutex<bool> = Mutex::new(false);
-static KICKED: parking_lot::Condvar = parking_lot::Condvar::new();
-
-/// Asks the watchdog to scan now rather than at its next period: for a thread that must not
-/// scan itself (a Condvar waiter holds the user's mutex between the slices of its wait).
-pub(crate) fn kick_watchdog() {
-    *KICK.lock() = true;
-    KICKED.notify_one();
+/// How many threads have a registered wait (for benchmarks that wait for them all).
+pub(crate) fn waiting_thread_count() -> usize {
+    registry::runtime().graph.lock().waiting_count()
 }
 
-/// Starts the watchdog on the first registered wait: a program that never waits never pays
-/// for the thread.
+static WATCHDOG: Once = Once::new();
+
+/// Starts lockwatch's own threads, the watchdog, the reporter and the handler thread, on the
+/// first registered wait or the first report: a program that never waits never pays for them.
 ///
-/// Returns once the watchdog counts itself as one of lockwatch's own threads. Until
-/// then the OS counts a thread lockwatch cannot place, which could end any wait on a `Lock` or a
-/// `Condvar`, so the first scan (run right after this) would put off such a report by a whole
-/// watchdog period. Each thread counts itself from inside, once the OS counts it, so the count
-/// of unknown threads is never underestimated.
+/// Returns once all count themselves as lockwatch's own. Until then the OS counts a thread
+/// lockwatch cannot place, which could end any wait on a `Lock` or a `Condvar`, so the first
+/// scan would put off such a report by a whole watchdog period. Each thread counts itself from
+/// inside, once the OS counts it, so the count of unknown threads is never underestimated.
 pub(crate) fn ensure_watchdog() {
     WATCHDOG.call_once(|| {
-        let (counted_tx, counted) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("lockwatch-watchdog".into())
-            .spawn(move || watchdog_main(counted_tx));
-        match spawned {
-            // Bounded: a thread that cannot start in time only delays some reports.
-            Ok(_) => {
-                let _ = counted.recv_timeout(Duration::from_secs(1));
+        let (counted_tx, counted) = std::sync::mpsc::channel::<()>();
+        let mut started = 0;
+        // `ready` runs once the thread exists: from then on work is queued for it.
+        for (name, ready, main) in [
+            ("lockwatch-watchdog", (|| {}) as fn(), watchdog_main as fn()),
+            (
+                "lockwatch-reporter",
+                report::reporter_ready,
+                report::reporter_main,
+            ),
+            (
+                "lockwatch-handler",
+                report::handler_ready,
+                report::handler_main,
+            ),
+        ] {
+            let counted_tx = counted_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    count_as_internal();
+                    let _ = counted_tx.send(());
+                    main();
+                });
+            match spawned {
+                Ok(_) => {
+                    ready();
+                    started += 1;
+                }
+                Err(e) => diag!("lockwatch: warning: could not start the {name} thread: {e}"),
             }
-            Err(e) => eprintln!("lockwatch: warning: could not start the watchdog thread: {e}"),
+        }
+        // Bounded: a thread that cannot start in time only delays some reports.
+        let by = Instant::now() + Duration::from_secs(1);
+        for _ in 0..started {
+            let left = by.saturating_duration_since(Instant::now());
+            if counted.recv_timeout(left).is_err() {
+                break;
+            }
         }
     });
 }
@@ -388,31 +698,25 @@ pub(crate) fn count_as_internal() {
         .fetch_add(1, Ordering::Relaxed);
 }
 
-fn watchdog_main(counted: std::sync::mpsc::Sender<()>) {
-    count_as_internal();
-    let _ = counted.send(());
-    // Loading debug info takes a while the first time: do it now, before the first scan needs
-    // it. A scan asked for meanwhile (a kick) runs right after; a thread that blocks scans for
-    // itself. On this thread rather than a helper of its own: a helper that exits leaves the
-    // OS counting a thread lockwatch no longer does, for a moment, and a scan then would put
-    // off a report by a whole period.
-    let _ = std::panic::catch_unwind(super::trace::warm_up);
+fn watchdog_main() {
     loop {
         let period = config::current().read().watchdog_period;
-        {
-            // Sleeps one period, or less when a thread asks for a scan now.
-            let mut kicked = KICK.lock();
-            if !*kicked {
-                KICKED.wait_for(&mut kicked, period);
+        let serving = {
+            // Sleeps one period, or less when a thread asks for a scan. Every request made
+            // until the scan starts is served by it.
+            let mut requests = REQUESTS.lock();
+            if requests.requested == requests.done {
+                REQUESTED.wait_for(&mut requests, period);
             }
-            *kicked = false;
+            requests.requested
+        };
+        if registry::runtime().graph.lock().waiting_count() > 0 {
+            // A bug in a scan must not end detection for the rest of the process.
+            if std::panic::catch_unwind(scan_watchdog).is_err() {
+                diag!("lockwatch: error: a watchdog scan panicked; detection continues");
+            }
         }
-        if registry::runtime().graph.lock().waiting_count() == 0 {
-            continue;
-        }
-        // A bug in a scan must not end detection for the rest of the process.
-        if std::panic::catch_unwind(scan_watchdog).is_err() {
-            eprintln!("lockwatch: error: a watchdog scan panicked; detection continues");
-        }
+        REQUESTS.lock().done = serving;
+        SCANNED.notify_all();
     }
 }

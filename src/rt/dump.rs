@@ -27,6 +27,7 @@ pub(crate) fn ensure_installed() {
 mod unix {
     use super::super::{detect, graph, report};
     use crate::config;
+    use crate::diag::diag;
     use signal_hook::consts::SIGUSR1;
     use signal_hook::iterator::Signals;
     use std::time::Duration;
@@ -38,7 +39,7 @@ mod unix {
         let mut signals = match Signals::new([SIGUSR1]) {
             Ok(signals) => signals,
             Err(e) => {
-                eprintln!("lockwatch: warning: cannot answer SIGUSR1 with dumps: {e}");
+                diag!("lockwatch: warning: cannot answer SIGUSR1 with dumps: {e}");
                 return;
             }
         };
@@ -53,7 +54,7 @@ mod unix {
                 // Signals that came before this are queued in signal-hook's pipe.
                 for _ in signals.forever() {
                     if std::panic::catch_unwind(write_dump).is_err() {
-                        eprintln!("lockwatch: internal error: a dump panicked; none written");
+                        diag!("lockwatch: internal error: a dump panicked; none written");
                     }
                 }
             });
@@ -62,7 +63,7 @@ mod unix {
             Ok(_) => {
                 let _ = counted.recv_timeout(Duration::from_secs(1));
             }
-            Err(e) => eprintln!("lockwatch: warning: cannot start the dump thread: {e}"),
+            Err(e) => diag!("lockwatch: warning: cannot start the dump thread: {e}"),
         }
     }
 
@@ -92,7 +93,7 @@ mod unix {
             }
         }
         let everyone: Vec<u64> = snapshot.threads.iter().map(|t| t.id).collect();
-        graph::complete_for_report(&mut snapshot, &everyone);
+        graph::collect_traces(&snapshot, &everyone).apply(&mut snapshot);
         let mut dump =
             lockwatch_detector::hang::dump_report(&snapshot, std::process::id(), detected_at_ms);
         dump.test = std::env::var("NEXTEST_TEST_NAME")
@@ -100,7 +101,7 @@ mod unix {
             .filter(|name| !name.is_empty());
         dump.relativize_frame_paths();
         if let Err(e) = report::write_report_file(&dir, &dump) {
-            eprintln!(
+            diag!(
                 "lockwatch: error: cannot write a dump to {}: {e}",
                 dir.display()
             );

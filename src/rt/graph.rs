@@ -282,60 +282,79 @@ pub(crate) fn snapshot() -> Snapshot {
     snapshot
 }
 
-/// Adds descriptions of held-only resources and resolved backtraces for `threads`, whose waits
-/// must still be the ones with the given `(thread, seq)` pairs.
-pub(crate) fn complete_for_report(snapshot: &mut Snapshot, threads: &[u64]) {
-    // Copied under the locks, resolved after: symbol resolution can take hundreds of
-    // milliseconds, and every thread that starts or ends a wait needs the graph lock.
-    struct Pending {
-        thread: u64,
-        backtrace: Option<Backtrace>,
-        hold_traces: Vec<Option<Backtrace>>,
-        held_only: Vec<ResourceSnap>,
-    }
-    let mut pending = Vec::new();
-    {
-        let rt = registry::runtime();
-        let graph = rt.graph.lock();
-        let exited = rt.exited.lock();
-        for t in &snapshot.threads {
-            if !threads.contains(&t.id) {
-                continue;
+/// What a report needs from the live graph beyond its snapshot, copied while the waits are
+/// still registered and resolved later, off every lock: the threads' backtraces (unresolved)
+/// and the resources known only from a hold.
+pub(crate) struct ReportTraces {
+    threads: Vec<ThreadTraces>,
+}
+
+struct ThreadTraces {
+    thread: u64,
+    backtrace: Option<Backtrace>,
+    hold_traces: Vec<Option<Backtrace>>,
+    held_only: Vec<ResourceSnap>,
+}
+
+/// Copies what [`ReportTraces::apply`] needs for `threads` of `snapshot`, whose waits must
+/// still be the ones the snapshot shows (a wait that ended since contributes nothing). Short:
+/// every thread that starts or ends a wait needs the graph lock.
+pub(crate) fn collect_traces(snapshot: &Snapshot, threads: &[u64]) -> ReportTraces {
+    let mut collected = Vec::with_capacity(threads.len());
+    let rt = registry::runtime();
+    let graph = rt.graph.lock();
+    let exited = rt.exited.lock();
+    for t in &snapshot.threads {
+        if !threads.contains(&t.id) {
+            continue;
+        }
+        let (backtrace, holds): (Option<&Backtrace>, &[HeldCopy]) = match graph.wait_of(t.id) {
+            Some(w) if t.wait.as_ref().is_some_and(|s| s.seq == w.seq) => {
+                (w.backtrace.as_ref(), &w.holds)
             }
-            let (backtrace, holds): (Option<&Backtrace>, &[HeldCopy]) = match graph.wait_of(t.id) {
-                Some(w) if t.wait.as_ref().is_some_and(|s| s.seq == w.seq) => {
-                    (w.backtrace.as_ref(), &w.holds)
+            _ => match exited.get(&t.id) {
+                Some(gone) => (None, &gone.holds),
+                None => (None, &[]),
+            },
+        };
+        collected.push(ThreadTraces {
+            thread: t.id,
+            backtrace: backtrace.cloned(),
+            hold_traces: holds.iter().map(|h| h.backtrace.clone()).collect(),
+            held_only: holds.iter().map(held_resource).collect(),
+        });
+    }
+    ReportTraces { threads: collected }
+}
+
+impl ReportTraces {
+    /// Resolves the backtraces into `snapshot` and adds the held-only resources it lacks.
+    /// Symbol resolution can take hundreds of milliseconds: run on lockwatch's own threads.
+    pub(crate) fn apply(self, snapshot: &mut Snapshot) {
+        for p in self.threads {
+            if let Some(t) = snapshot.threads.iter_mut().find(|t| t.id == p.thread) {
+                if let Some(bt) = &p.backtrace {
+                    t.backtrace = trace::resolve(bt);
                 }
-                _ => match exited.get(&t.id) {
-                    Some(gone) => (None, &gone.holds),
-                    None => (None, &[]),
-                },
-            };
-            pending.push(Pending {
-                thread: t.id,
-                backtrace: backtrace.cloned(),
-                hold_traces: holds.iter().map(|h| h.backtrace.clone()).collect(),
-                held_only: holds.iter().map(held_resource).collect(),
-            });
-        }
-    }
-    for p in pending {
-        if let Some(t) = snapshot.threads.iter_mut().find(|t| t.id == p.thread) {
-            if let Some(bt) = &p.backtrace {
-                t.backtrace = trace::resolve(bt);
+                for (snap, trace) in t.holds.iter_mut().zip(&p.hold_traces) {
+                    if let Some(bt) = trace {
+                        snap.backtrace = trace::resolve(bt);
+                    }
+                }
             }
-            for (snap, trace) in t.holds.iter_mut().zip(&p.hold_traces) {
-                if let Some(bt) = trace {
-                    snap.backtrace = trace::resolve(bt);
+            for resource in p.held_only {
+                if !snapshot.resources.iter().any(|r| r.id == resource.id) {
+                    snapshot.resources.push(resource);
                 }
             }
         }
-        for resource in p.held_only {
-            if !snapshot.resources.iter().any(|r| r.id == resource.id) {
-                snapshot.resources.push(resource);
-            }
-        }
     }
+}
+
+/// The sequence number of `thread`'s registered wait and whether that wait takes verdicts.
+pub(crate) fn current_wait(thread: u64) -> Option<(u64, bool)> {
+    let graph = registry::runtime().graph.lock();
+    graph.wait_of(thread).map(|w| (w.seq, w.takes_verdicts))
 }
 
 /// Whether `thread`, in its wait `seq`, wakes between slices to take a verdict.

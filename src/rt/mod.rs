@@ -18,14 +18,14 @@ mod trace;
 mod wait;
 
 pub(crate) use condvar::wait as condvar_wait;
-pub(crate) use detect::check;
+pub(crate) use detect::{check, waiting_thread_count};
 pub(crate) use graph::Probe;
 pub(crate) use join::{wait as join_wait, Joined};
 pub(crate) use order::{graph_size as order_graph_size, known_edges_size, write_order_graph};
 pub(crate) use registry::{
     adopt_thread, forget_thread, live_thread_count, preregister_thread, ThreadRecord,
 };
-pub(crate) use report::set_handler;
+pub(crate) use report::{set_handler, wait_for_reports};
 pub(crate) use wait::{registered_waits_on, wake_for_verdict, ResourceInfo};
 
 use crate::config;
@@ -158,7 +158,7 @@ fn forget_lock(id: u64, flags: u8) {
         registry::runtime().names.remove(&id);
     }
     if flags & FLAG_IN_ORDER_GRAPH != 0 {
-        order::remove_lock(id);
+        report::guard_bookkeeping(|| order::remove_lock(id));
     }
 }
 
@@ -408,7 +408,7 @@ fn note_ordering(meta: &Meta, ctx: &ThreadCtx, mode: Mode, site: &'static Locati
     if mode == Mode::Blocking && ctx.held_fingerprint.get() != 0 && config::lock_order_enabled() {
         // Ownerless locks another thread released are no longer held: not a source of edges.
         ctx.collect_foreign_releases();
-        order::note_acquire(ctx, meta, site);
+        report::guard_bookkeeping(|| order::note_acquire(ctx, meta, site));
     }
 }
 
@@ -745,7 +745,7 @@ pub(crate) fn resume_hold(
         // unwinding: a report must not turn one panic into two.
         if config::lock_order_enabled() && !std::thread::panicking() && ctx.held.len() > 1 {
             ctx.collect_foreign_releases();
-            order::note_acquire(ctx, meta, site);
+            report::guard_bookkeeping(|| order::note_acquire(ctx, meta, site));
         }
     });
 }

@@ -237,7 +237,9 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
                 match found {
                     Ok(found) => reports.extend(found),
                     Err(_) => {
-                        eprintln!("lockwatch: internal error: the lock-order graph panicked");
+                        crate::diag::diag!(
+                            "lockwatch: internal error: the lock-order graph panicked"
+                        );
                     }
                 }
                 ctx.held.mark_in_order_graph(index);
@@ -267,7 +269,7 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
             }
         }
         let how = match mode {
-            LockOrder::Error => Emitted::Inversion { current: ctx.id() },
+            LockOrder::Error => Emitted::Inversion,
             _ => Emitted::Warning,
         };
         report::emit(report, how);
@@ -334,7 +336,7 @@ pub(crate) fn write_order_graph() {
     };
     // A thread frozen elsewhere never holds this lock for long; do not hang the exit on it.
     let Some(graph) = state().graph.try_lock_for(Duration::from_secs(1)) else {
-        eprintln!("lockwatch: error: the lock-order graph was busy at exit; not written");
+        crate::diag::diag!("lockwatch: error: the lock-order graph was busy at exit; not written");
         return;
     };
     let text = if path.extension().is_some_and(|e| e == "dot") {
@@ -346,7 +348,7 @@ pub(crate) fn write_order_graph() {
     let tmp = path.with_extension("lockwatch-tmp");
     let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
     if let Err(e) = written {
-        eprintln!(
+        crate::diag::diag!(
             "lockwatch: error: cannot write the lock-order graph to {}: {e}",
             path.display()
         );

@@ -3,6 +3,7 @@
 
 use backtrace::{Backtrace, BacktraceFrame};
 use lockwatch_detector::Frame;
+use std::collections::HashMap;
 
 /// Crates whose frames say nothing about the user's program.
 const HIDDEN_CRATES: &[&str] = &[
@@ -126,6 +127,65 @@ fn is_thread_entry(function: &str) -> bool {
     function.contains("__rust_begin_short_backtrace")
 }
 
+/// What one instruction address resolves to: the report frames of its symbols (inlined ones
+/// first), hidden ones left out, and whether one of them is the thread's entry point.
+#[derive(Clone)]
+struct Resolved {
+    frames: Vec<Frame>,
+    /// The frames up to `entry` are kept; the rest and every later address are not.
+    entry: Option<usize>,
+}
+
+/// Addresses already resolved. Threads blocked at the same place share their stacks' addresses:
+/// a burst of reports (five hundred deadlocks of one function) resolves each address once, not
+/// once per report, which in a debug build made the reports take seconds. Bounded: cleared when
+/// full (a program has as many distinct addresses as call sites that block).
+static RESOLVED: parking_lot::Mutex<Option<HashMap<usize, Resolved>>> =
+    parking_lot::Mutex::new(None);
+const RESOLVED_MAX: usize = 65_536;
+
+fn resolve_frame(frame: &BacktraceFrame) -> Resolved {
+    let ip = frame.ip() as usize;
+    if let Some(known) = RESOLVED.lock().as_ref().and_then(|m| m.get(&ip)) {
+        return known.clone();
+    }
+    let mut frame = frame.clone();
+    frame.resolve();
+    let mut resolved = Resolved {
+        frames: Vec::new(),
+        entry: None,
+    };
+    for symbol in frame.symbols() {
+        let Some(name) = symbol.name() else { continue };
+        let name = format!("{name:#}");
+        let name = strip_hash(&name);
+        if is_thread_entry(name) {
+            resolved.entry = Some(resolved.frames.len());
+            break;
+        }
+        if hidden(name) {
+            continue;
+        }
+        resolved.frames.push(Frame {
+            function: name.to_owned(),
+            // Absolute, as debug info has it: `Report::relativize_frame_paths` writes
+            // it the compiler's way once the report's locations show the project root.
+            file: symbol
+                .filename()
+                .map(|path| path.to_string_lossy().into_owned()),
+            line: symbol.lineno(),
+            column: symbol.colno(),
+        });
+    }
+    let mut cache = RESOLVED.lock();
+    let cache = cache.get_or_insert_with(HashMap::new);
+    if cache.len() >= RESOLVED_MAX {
+        cache.clear();
+    }
+    cache.insert(ip, resolved.clone());
+    resolved
+}
+
 /// Resolves a copy of `backtrace` into report frames, innermost first.
 ///
 /// Frames are resolved one at a time and only up to the thread's entry point: the frames
@@ -133,30 +193,15 @@ fn is_thread_entry(function: &str) -> bool {
 /// load the C library's debug info (compressed, where it is installed), which took longer than
 /// the whole rest of a first report.
 pub(crate) fn resolve(backtrace: &Backtrace) -> Vec<Frame> {
-    let captured: Vec<BacktraceFrame> = backtrace.clone().into();
     let mut frames = Vec::new();
-    for mut frame in captured {
-        frame.resolve();
-        for symbol in frame.symbols() {
-            let Some(name) = symbol.name() else { continue };
-            let name = format!("{name:#}");
-            let name = strip_hash(&name);
-            if is_thread_entry(name) {
+    for frame in backtrace.frames() {
+        let resolved = resolve_frame(frame);
+        match resolved.entry {
+            Some(entry) => {
+                frames.extend(resolved.frames.into_iter().take(entry));
                 return frames;
             }
-            if hidden(name) {
-                continue;
-            }
-            frames.push(Frame {
-                function: name.to_owned(),
-                // Absolute, as debug info has it: `Report::relativize_frame_paths` writes
-                // it the compiler's way once the report's locations show the project root.
-                file: symbol
-                    .filename()
-                    .map(|path| path.to_string_lossy().into_owned()),
-                line: symbol.lineno(),
-                column: symbol.colno(),
-            });
+            None => frames.extend(resolved.frames),
         }
     }
     frames
