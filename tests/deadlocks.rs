@@ -469,3 +469,18 @@ fn every_example_is_exercised_by_a_test() {
         );
     }
 }
+
+/// Under cargo-nextest a report names the test it froze in (`NEXTEST_TEST_NAME`).
+#[test]
+fn a_report_names_the_nextest_test_it_came_from() {
+    let run = run_example(
+        "mutex_twice",
+        &[("NEXTEST_TEST_NAME", "bank::transfer_twice")],
+        LIMIT,
+    );
+    assert_eq!(run.status, Some(86), "stderr:\n{}", run.stderr);
+    assert_eq!(run.only_report("deadlock")["test"], "bank::transfer_twice");
+    // Empty, as outside nextest (this test may itself run under nextest).
+    let plain = run_example("mutex_twice", &[("NEXTEST_TEST_NAME", "")], LIMIT);
+    assert!(plain.only_report("deadlock").get("test").is_none());
+}

@@ -621,11 +621,17 @@ pub(crate) fn check() -> Vec<Report> {
     };
     drafts
         .into_iter()
-        .filter_map(|draft| match std::panic::catch_unwind(|| draft.build()) {
-            Ok(report) => Some(report),
-            Err(_) => {
-                diag!("lockwatch: internal error: building a report panicked");
-                None
+        .filter_map(|draft| {
+            match std::panic::catch_unwind(|| {
+                let mut report = draft.build();
+                report::annotate(&mut report);
+                report
+            }) {
+                Ok(report) => Some(report),
+                Err(_) => {
+                    diag!("lockwatch: internal error: building a report panicked");
+                    None
+                }
             }
         })
         .collect()

@@ -96,9 +96,7 @@ mod unix {
         graph::collect_traces(&snapshot, &everyone).apply(&mut snapshot);
         let mut dump =
             lockwatch_detector::hang::dump_report(&snapshot, std::process::id(), detected_at_ms);
-        dump.test = std::env::var("NEXTEST_TEST_NAME")
-            .ok()
-            .filter(|name| !name.is_empty());
+        report::annotate(&mut dump);
         dump.relativize_frame_paths();
         if let Err(e) = report::write_report_file(&dir, &dump) {
             diag!(

@@ -279,9 +279,21 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
 }
 
 fn build(draft: Draft) -> Option<Report> {
-    match draft {
+    let mut report = match draft {
         Draft::Ready(report) => Some(report),
         Draft::Later(build) => guarded("building a report", build),
+    }?;
+    annotate(&mut report);
+    Some(report)
+}
+
+/// What every report says about the process beyond the finding: the test it ran in under
+/// cargo-nextest (`NEXTEST_TEST_NAME`), so a CI reader knows which test froze.
+pub(crate) fn annotate(report: &mut Report) {
+    if report.test.is_none() {
+        report.test = std::env::var("NEXTEST_TEST_NAME")
+            .ok()
+            .filter(|name| !name.is_empty());
     }
 }
 
