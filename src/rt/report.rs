@@ -47,7 +47,8 @@ pub(crate) enum Emitted {
     Warning,
 }
 
-pub(crate) fn emit(report: Report, how: Emitted) {
+/// Delivers a finding; returns the report file written, if any (`LOCKWATCH_REPORT_DIR`).
+pub(crate) fn emit(report: Report, how: Emitted) -> Option<std::path::PathBuf> {
     let config = config::current().read().clone();
     let mut text = match config.format {
         Format::Json => report.to_json(),
@@ -62,18 +63,20 @@ pub(crate) fn emit(report: Report, how: Emitted) {
     if !text.ends_with('\n') {
         text.push('\n');
     }
+    let mut file = None;
     {
         let _serial = OUTPUT.lock();
         write_stderr(text.as_bytes());
         if let Some(dir) = &config.report_dir {
-            if let Err(e) = write_report_file(dir, &report) {
-                write_stderr(
+            match write_report_file(dir, &report) {
+                Ok(path) => file = Some(path),
+                Err(e) => write_stderr(
                     format!(
                         "lockwatch: error: cannot write a report to {}: {e}\n",
                         dir.display()
                     )
                     .as_bytes(),
-                );
+                ),
             }
         }
     }
@@ -83,7 +86,7 @@ pub(crate) fn emit(report: Report, how: Emitted) {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&report)));
     }
     let (panicking_thread, closing_seq, current) = match how {
-        Emitted::Warning => return,
+        Emitted::Warning => return file,
         Emitted::Stuck {
             closing_thread,
             closing_seq,
@@ -114,6 +117,7 @@ pub(crate) fn emit(report: Report, how: Emitted) {
             }
         }
     }
+    file
 }
 
 /// Writes straight to file descriptor 2. Not through `std::io::stderr()`, whose lock a frozen
@@ -142,7 +146,7 @@ fn write_stderr(bytes: &[u8]) {
 }
 
 /// Writes `<pid>-<seq>-<kind>.json` complete or not at all: a temporary file, then a rename.
-fn write_report_file(dir: &Path, report: &Report) -> std::io::Result<()> {
+fn write_report_file(dir: &Path, report: &Report) -> std::io::Result<std::path::PathBuf> {
     std::fs::create_dir_all(dir)?;
     let seq = REPORT_SEQ.fetch_add(1, Ordering::Relaxed);
     let name = format!("{}-{}-{}.json", report.pid, seq, report.kind.as_str());
@@ -153,5 +157,7 @@ fn write_report_file(dir: &Path, report: &Report) -> std::io::Result<()> {
         file.write_all(b"\n")?;
         file.sync_all()?;
     }
-    std::fs::rename(&tmp, dir.join(name))
+    let path = dir.join(name);
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
 }
