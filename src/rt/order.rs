@@ -134,6 +134,16 @@ pub(crate) struct ThreadOrder {
     may_have_pending: Cell<bool>,
     /// Hashes of hierarchy recordings this thread already made.
     class_seen: RefCell<HashSet<u64>>,
+    /// Buffers [`note_new_edges`] reuses, so that recording a new edge allocates nothing
+    /// once they have grown (taken out while in use: a report handler may nest a call).
+    scratch: Cell<Scratch>,
+}
+
+#[derive(Default)]
+struct Scratch {
+    held: Vec<Held>,
+    sources: Vec<usize>,
+    gate_ids: Vec<u64>,
 }
 
 impl ThreadOrder {
@@ -143,6 +153,7 @@ impl ThreadOrder {
             pending: OnceCell::new(),
             may_have_pending: Cell::new(false),
             class_seen: RefCell::new(HashSet::new()),
+            scratch: Cell::new(Scratch::default()),
         }
     }
 
@@ -311,6 +322,9 @@ fn lock_info_of(meta: &Meta) -> LockInfo {
 /// The gate set of edge `from -> to` taken with `gate_ids` held: sorted, without the edge's
 /// own locks.
 fn gates_of(gate_ids: &[u64], from: u64, to: u64) -> Vec<u64> {
+    if gate_ids.iter().all(|&g| g == from || g == to) {
+        return Vec::new();
+    }
     let mut gates: Vec<u64> = gate_ids
         .iter()
         .copied()
@@ -328,38 +342,47 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
     let fingerprint = ctx.held_fingerprint.get();
     let state = state();
     let mut reports: Vec<Report> = Vec::new();
+    let mut scratch = ctx.order.scratch.take();
+    let Scratch {
+        held,
+        sources,
+        gate_ids,
+    } = &mut scratch;
     // A copy: what follows allocates, captures backtraces and takes the graph's lock.
-    let held = ctx.held.to_vec();
+    ctx.held.copy_into(held);
     // The sources: each held lock once (a reentrant lock held twice gives one edge), never
     // the lock being taken.
-    let sources: Vec<usize> = (0..held.len())
-        .filter(|&k| held[k].id != to && !held[..k].iter().any(|h| h.id == held[k].id))
-        .collect();
+    sources.clear();
+    sources.extend(
+        (0..held.len())
+            .filter(|&k| held[k].id != to && !held[..k].iter().any(|h| h.id == held[k].id)),
+    );
     // Only an exclusive hold of an owned lock keeps two paths apart: two threads can both
     // hold a read lock, and any thread may release a Lock.
-    let gate_ids: Vec<u64> = held
-        .iter()
-        .filter(|h| h.access() == Access::Exclusive && h.kind != Kind::Lock)
-        .map(|h| h.id)
-        .collect();
+    gate_ids.clear();
+    gate_ids.extend(
+        held.iter()
+            .filter(|h| h.access() == Access::Exclusive && h.kind != Kind::Lock)
+            .map(|h| h.id),
+    );
+    let (held, sources, gate_ids) = (&held[..], &sources[..], &gate_ids[..]);
 
     // Each source is becoming one now: what this thread deferred into it goes to the graph.
     if ctx.order.may_have_pending.get() {
-        let ids: Vec<u64> = sources.iter().map(|&k| held[k].id).collect();
         let buffer = ctx.order.buffer(ctx.id());
-        let taken = take_pending(buffer, |p| ids.contains(&p.to));
+        let taken = take_pending(buffer, |p| sources.iter().any(|&k| held[k].id == p.to));
         if !taken.is_empty() {
             reports.extend(publish(ctx.id(), taken));
         }
     }
 
     let deferred = !config::full_backtraces()
-        && try_defer(ctx, meta, &held, &sources, &gate_ids, site, &mut reports);
+        && try_defer(ctx, meta, held, sources, gate_ids, site, &mut reports);
     if !deferred {
         let mut here: Option<Vec<lockwatch_detector::Frame>> = None;
-        for &index in &sources {
+        for &index in sources {
             let from = held[index].id;
-            let gates = gates_of(&gate_ids, from, to);
+            let gates = gates_of(gate_ids, from, to);
             // An edge already recorded is recorded again only if this time it can narrow the
             // edge's gate set (some stored gate is not held now): the only way a repeat can
             // change what is reported.
@@ -399,14 +422,23 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
     }
     // Every source is flagged, deferred or not: its release marks the lock as one that has
     // been a source (never deferred into again), and its drop takes its edges along.
-    for &index in &sources {
+    for &index in sources {
         ctx.held.mark_in_order_graph(index);
     }
     ctx.order.edge_cache.insert((fingerprint, to));
-    if config::current().read().order_graph.is_some() {
-        record_classes(ctx, meta, &held, &sources, &gate_ids, site);
+    if hierarchy_on() {
+        record_classes(ctx, meta, held, sources, gate_ids, site);
     }
+    ctx.order.scratch.set(scratch);
     emit_all(ctx, reports);
+}
+
+/// Whether the hierarchy is recorded: `LOCKWATCH_ORDER_GRAPH` (or `Config::order_graph`) was
+/// set when the first new ordering was seen. Read once: it is consulted for every new edge,
+/// and the settings' lock costs more than the rest of a deferred edge.
+fn hierarchy_on() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| config::current().read().order_graph.is_some())
 }
 
 /// Keeps the edges of this acquisition in the thread's buffer if `meta` is a sink this thread
@@ -711,27 +743,28 @@ pub(crate) fn remove_lock(id: u64, was_source: bool) {
 /// `true` if that is all there is to do; `false` if the lock may also have edges in the graph
 /// (they were published, or the owner has exited and published everything).
 pub(crate) fn forget_pending(id: u64, owner: u64) -> bool {
-    let buffer = super::with_current_ctx(|ctx| {
-        if ctx.id() == owner {
-            ctx.order.pending.get().cloned()
-        } else {
-            None
+    fn strike(buffer: &SharedBuffer, id: u64) -> bool {
+        let mut pending = buffer.lock();
+        let mut k = pending.edges.len();
+        while k > 0 {
+            k -= 1;
+            if pending.edges[k].to == id {
+                pending.edges.swap_remove(k);
+            }
         }
-    })
-    .flatten()
-    .or_else(|| state().buffers.lock().get(&owner).cloned());
-    let Some(buffer) = buffer else {
-        return false;
-    };
-    let mut pending = buffer.lock();
-    let mut k = pending.edges.len();
-    while k > 0 {
-        k -= 1;
-        if pending.edges[k].to == id {
-            pending.edges.swap_remove(k);
-        }
+        !pending.published_some
     }
-    !pending.published_some
+    // Usually the owner drops its own lock: its buffer is at hand.
+    let own = super::with_current_ctx(|ctx| match ctx.order.pending.get() {
+        Some(buffer) if ctx.id() == owner => Some(strike(buffer, id)),
+        _ => None,
+    })
+    .flatten();
+    if let Some(done) = own {
+        return done;
+    }
+    let buffer = state().buffers.lock().get(&owner).cloned();
+    buffer.is_some_and(|buffer| strike(&buffer, id))
 }
 
 /// The thread is exiting: what it deferred goes to the graph (its locks may outlive it).
