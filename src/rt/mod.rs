@@ -756,6 +756,8 @@ pub(crate) fn resume_hold(
         return;
     };
     with_ctx(|ctx| {
+        // Another thread may have deferred ordering edges into the mutex during the wait.
+        order::claim(meta, ctx);
         if let Some(backtrace) = acquired_at {
             ctx.has_acquired_at.set(true);
             ctx.acquired_at.borrow_mut().push((held.id, backtrace));
