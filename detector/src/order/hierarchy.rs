@@ -39,8 +39,11 @@ pub const ORDER_SCHEMA: &str = "lockwatch.order/v1";
 /// the written file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LockClass {
+    /// Where locks of the class are created.
     pub created_at: Location,
+    /// Their type.
     pub kind: ResourceKind,
+    /// Their name, if they are named.
     pub name: Option<String>,
 }
 
@@ -51,9 +54,13 @@ pub struct LockClass {
 pub struct ClassRecording {
     /// The thread's runtime id: only tells threads apart, never written.
     pub thread: u64,
+    /// The thread's name, if it has one.
     pub thread_name: Option<String>,
+    /// Where the lock of class `to` was taken.
     pub location: Location,
+    /// Where the lock of class `from` had been taken.
     pub from_location: Location,
+    /// The classes of the other exclusively held locks (see the order graph's gate rule).
     pub gates: Vec<LockClass>,
 }
 
@@ -114,6 +121,7 @@ impl Hierarchy {
     /// Orderings kept between them.
     pub const MAX_EDGES: usize = 16_384;
 
+    /// An empty hierarchy with the default capacities.
     pub fn new() -> Self {
         Self::default()
     }
@@ -196,10 +204,12 @@ impl Hierarchy {
         k
     }
 
+    /// Lock classes kept.
     pub fn class_count(&self) -> usize {
         self.classes.len()
     }
 
+    /// Orderings kept.
     pub fn edge_count(&self) -> usize {
         self.edges.len()
     }
@@ -242,7 +252,7 @@ impl Hierarchy {
             .enumerate()
             .map(|(k, t)| (t.3, k as u64 + 1))
             .collect();
-        let on_cycle = on_cycle(self.classes.len(), &edges, &id);
+        let on_cycle = on_cycle(self.classes.len(), &edges);
         Layout {
             order,
             id,
@@ -384,7 +394,7 @@ struct Layout<'a> {
 }
 
 /// For each edge, whether it lies on a cycle (its ends are strongly connected).
-fn on_cycle(n: usize, edges: &[(u64, u64, &EdgeRecord)], _id: &[u64]) -> Vec<bool> {
+fn on_cycle(n: usize, edges: &[(u64, u64, &EdgeRecord)]) -> Vec<bool> {
     let mut graph = petgraph::Graph::<(), ()>::with_capacity(n, edges.len());
     let nodes: Vec<_> = (0..n).map(|_| graph.add_node(())).collect();
     for &(a, b, _) in edges {
