@@ -1,4 +1,5 @@
-//! lockwatch against parking_lot and std, measured in the same run.
+//! lockwatch against parking_lot and std, measured in the same run: W1–W7 (the workloads of
+//! the peers benchmark, `peers/`) and a few more.
 //!
 //! `cargo bench --bench locks` measures detection on (default settings) and `LOCKWATCH=off`
 //! (switched at run time with `Config::install`); `cargo bench --bench locks
@@ -51,6 +52,42 @@ impl BenchMutex for lockwatch::Mutex<u64> {
     #[inline]
     fn with<R>(&self, f: impl FnOnce(&mut u64) -> R) -> R {
         f(&mut self.lock())
+    }
+}
+
+/// The reader-writer locks under comparison (W6).
+trait BenchRwLock: Send + Sync + 'static {
+    fn create(value: u64) -> Self;
+    fn read_with<R>(&self, f: impl FnOnce(&u64) -> R) -> R;
+}
+
+impl BenchRwLock for parking_lot::RwLock<u64> {
+    fn create(value: u64) -> Self {
+        parking_lot::RwLock::new(value)
+    }
+    #[inline]
+    fn read_with<R>(&self, f: impl FnOnce(&u64) -> R) -> R {
+        f(&self.read())
+    }
+}
+
+impl BenchRwLock for std::sync::RwLock<u64> {
+    fn create(value: u64) -> Self {
+        std::sync::RwLock::new(value)
+    }
+    #[inline]
+    fn read_with<R>(&self, f: impl FnOnce(&u64) -> R) -> R {
+        f(&self.read().unwrap())
+    }
+}
+
+impl BenchRwLock for lockwatch::RwLock<u64> {
+    fn create(value: u64) -> Self {
+        lockwatch::RwLock::new(value)
+    }
+    #[inline]
+    fn read_with<R>(&self, f: impl FnOnce(&u64) -> R) -> R {
+        f(&self.read())
     }
 }
 
@@ -123,6 +160,55 @@ fn contended<M: BenchMutex>(group: &mut Group<'_>, label: &str) {
             assert_eq!(counter.with(|v| *v), per_thread * 2);
             elapsed
         })
+    });
+}
+
+/// W5: two threads, each nesting a pair of its own: time per nesting, per thread.
+fn two_threads_own_pairs<M: BenchMutex>(group: &mut Group<'_>, label: &str) {
+    group.bench_function(BenchmarkId::from_parameter(label), |b| {
+        b.iter_custom(|iters| {
+            let start = Arc::new(Barrier::new(3));
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let start = start.clone();
+                    std::thread::spawn(move || {
+                        let (a, z) = (M::create(0), M::create(0));
+                        start.wait();
+                        for _ in 0..iters {
+                            a.with(|x| z.with(|y| *x += black_box(*y)));
+                        }
+                    })
+                })
+                .collect();
+            start.wait();
+            let began = Instant::now();
+            for t in threads {
+                t.join().unwrap();
+            }
+            began.elapsed()
+        })
+    });
+}
+
+/// W7: a new lock taken under a long-held one, then dropped: a new ordering edge each time.
+fn new_lock_under_held<M: BenchMutex>(group: &mut Group<'_>, label: &str) {
+    let outer = M::create(0);
+    group.bench_function(BenchmarkId::from_parameter(label), |b| {
+        outer.with(|_| {
+            b.iter(|| {
+                let fresh = M::create(black_box(1));
+                fresh.with(|v| *v += 1);
+                black_box(&fresh);
+            })
+        })
+    });
+}
+
+/// W6: an uncontended read lock.
+fn rwlock_read<R: BenchRwLock>(group: &mut Group<'_>, label: &str) {
+    let lock = R::create(1);
+    group.bench_function(BenchmarkId::from_parameter(label), |b| {
+        b.iter(|| lock.read_with(|v| black_box(*v)))
     });
 }
 
@@ -207,11 +293,36 @@ fn condvar_ping_pong(c: &mut Criterion) {
 }
 
 fn primitives(c: &mut Criterion) {
-    compare!(c, "uncontended lock+unlock", uncontended);
-    compare!(c, "nested pair", nested_pair);
-    compare!(c, "chain of 8", chain_of_8);
-    compare!(c, "two threads contending", contended);
+    compare!(c, "W1 uncontended lock+unlock", uncontended);
+    compare!(c, "W2 nested pair", nested_pair);
+    compare!(c, "W3 chain of 8", chain_of_8);
+    compare!(c, "W4 two threads contending", contended);
+    compare!(
+        c,
+        "W5 two threads, each nesting its own pair",
+        two_threads_own_pairs
+    );
+    compare_rwlock(c);
+    compare!(
+        c,
+        "W7 new Mutex under a held one, dropped",
+        new_lock_under_held
+    );
     compare!(c, "create+drop", create_drop);
+}
+
+fn compare_rwlock(c: &mut Criterion) {
+    let mut group = c.benchmark_group("W6 RwLock read uncontended");
+    rwlock_read::<parking_lot::RwLock<u64>>(&mut group, "parking_lot");
+    rwlock_read::<std::sync::RwLock<u64>>(&mut group, "std");
+    set_detection(true);
+    rwlock_read::<lockwatch::RwLock<u64>>(&mut group, <lockwatch::Mutex<u64> as BenchMutex>::NAME);
+    if cfg!(feature = "detect") {
+        set_detection(false);
+        rwlock_read::<lockwatch::RwLock<u64>>(&mut group, "lockwatch LOCKWATCH=off");
+        set_detection(true);
+    }
+    group.finish();
 }
 
 #[cfg(feature = "detect")]

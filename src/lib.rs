@@ -164,6 +164,12 @@ pub mod introspect {
         crate::rt::wait_for_reports(std::time::Instant::now() + limit)
     }
 
+    /// Ordering edges that threads keep in their own buffers (edges into locks that were never
+    /// a source; see the lock-order notes in the README): they follow the locks too.
+    pub fn order_pending_size() -> usize {
+        crate::rt::order_pending_size()
+    }
+
     /// Writes the lock-order graph to `LOCKWATCH_ORDER_GRAPH` now (it is also written at exit).
     pub fn write_order_graph() {
         crate::rt::write_order_graph()

@@ -178,9 +178,12 @@ fn hundred_thousand_dropped_inner_mutexes_leave_the_lock_order_graph_at_its_base
                 let inner = Mutex::new(i);
                 let inner_guard = inner.lock();
                 if i == 0 && lock_order_on() {
+                    // In the graph, or (a lock never a source) kept by this thread until
+                    // the lock is dropped or becomes a source.
                     let (locks, edges) = order_graph_size();
+                    let deferred = lockwatch::introspect::order_pending_size();
                     assert!(
-                        locks >= baseline.0 + 2 && edges > baseline.1,
+                        deferred >= 1 || (locks >= baseline.0 + 2 && edges > baseline.1),
                         "the nesting was not recorded: {:?}, baseline {baseline:?}",
                         (locks, edges)
                     );

@@ -40,7 +40,7 @@ pub use model::{
     ParseError, Report, ReportKind, ResourceKind, ResourceReport, ThreadReport, ThreadState,
     WaitingFor, SCHEMA,
 };
-pub use order::{LockInfo, OrderEdge, OrderGraph, ORDER_SCHEMA};
+pub use order::{Hierarchy, LockClass, LockInfo, OrderEdge, OrderGraph, ORDER_SCHEMA};
 pub use reduce::{analyze, build_report, long_wait_report, Finding, WaitEdge};
 pub use render::{render, Format, RenderOptions, Sources, TextRenderer};
 pub use snapshot::{HoldSnap, Releasers, ResourceSnap, Snapshot, ThreadSnap, WaitSnap};

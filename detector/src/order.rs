@@ -61,12 +61,10 @@
 //! re-recording shrinks an edge's gate set, cycles through that edge are checked again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fmt::Write as _;
 
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
-use petgraph::visit::{EdgeRef, IntoEdgeReferences};
+use petgraph::visit::EdgeRef;
 use petgraph::Direction::{Incoming, Outgoing};
-use serde::Serialize;
 
 use crate::model::{
     resource_label, thread_label, CycleEdge, Frame, Hold, Location, Op, Report, ReportKind,
@@ -74,8 +72,9 @@ use crate::model::{
 };
 use crate::wording::{inversion_summary, order_help, reverse_acquisition_help};
 
-/// The schema identifier of [`OrderGraph::to_json`].
-pub const ORDER_SCHEMA: &str = "lockwatch.order/v1";
+pub mod hierarchy;
+
+pub use hierarchy::{ClassRecording, Hierarchy, LockClass, Recorded, ORDER_SCHEMA};
 
 /// A lock, as a node of the order graph.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,8 +145,9 @@ impl OrderGraph {
     /// Returns the cycles this edge newly closes that were never reported before and are not
     /// gated, each as its ordered list of `(from, to)` edges starting at its smallest lock id
     /// (at most one: the shortest through this edge). Re-recording an existing edge keeps the
-    /// first recording's thread and sites, intersects its gates, and re-checks the cycles
-    /// through it if the gate set shrank. Self-edges are ignored.
+    /// first recording's thread and sites, intersects its gates, and if the gate set shrank
+    /// takes the new recording's thread and sites (the acquisition under fewer gates) and
+    /// re-checks the cycles through it. Self-edges are ignored.
     pub fn insert_edge(
         &mut self,
         from: LockInfo,
@@ -163,12 +163,17 @@ impl OrderGraph {
         let u = self.node(from);
         let v = self.node(to);
         if let Some(e) = self.graph.find_edge(u, v) {
-            let gates = &mut self.graph[e].gates;
-            let before = gates.len();
-            gates.retain(|g| edge.gates.binary_search(g).is_ok());
-            if gates.len() == before {
+            let known = &mut self.graph[e];
+            let before = known.gates.len();
+            known.gates.retain(|g| edge.gates.binary_search(g).is_ok());
+            if known.gates.len() == before {
                 return Vec::new();
             }
+            // The recording that narrowed the gates is the one that can deadlock where the
+            // earlier ones could not (they ran under a gate this one lacks): it becomes the
+            // edge's citation, so a report points at the dangerous acquisition.
+            let gates = std::mem::take(&mut known.gates);
+            *known = OrderEdge { gates, ..edge };
             return self.report_cycle_through(e);
         }
         let closes_cycle = self.ord(u) > self.ord(v) && !self.reorder(u, v);
@@ -230,118 +235,6 @@ impl OrderGraph {
     /// How many orderings the graph knows.
     pub fn edge_count(&self) -> usize {
         self.graph.edge_count()
-    }
-
-    /// The learned hierarchy as JSON (schema [`ORDER_SCHEMA`]): `nodes` (id, kind, name,
-    /// created_at) sorted by id, and `edges` (from, to, thread, thread_name, location,
-    /// from_location, gates) sorted by (from, to).
-    pub fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        struct JsonNode<'a> {
-            id: u64,
-            kind: ResourceKind,
-            name: &'a Option<String>,
-            created_at: &'a Location,
-        }
-        #[derive(Serialize)]
-        struct JsonEdge<'a> {
-            from: u64,
-            to: u64,
-            thread: u64,
-            thread_name: &'a Option<String>,
-            location: &'a Location,
-            from_location: &'a Location,
-            gates: &'a [u64],
-        }
-        #[derive(Serialize)]
-        struct JsonGraph<'a> {
-            schema: &'static str,
-            nodes: Vec<JsonNode<'a>>,
-            edges: Vec<JsonEdge<'a>>,
-        }
-        let mut nodes: Vec<JsonNode<'_>> = self
-            .graph
-            .node_weights()
-            .map(|n| JsonNode {
-                id: n.info.id,
-                kind: n.info.kind,
-                name: &n.info.name,
-                created_at: &n.info.created_at,
-            })
-            .collect();
-        nodes.sort_unstable_by_key(|n| n.id);
-        let mut edges: Vec<JsonEdge<'_>> = (&self.graph)
-            .edge_references()
-            .map(|e| {
-                let w = e.weight();
-                JsonEdge {
-                    from: self.graph[e.source()].info.id,
-                    to: self.graph[e.target()].info.id,
-                    thread: w.thread,
-                    thread_name: &w.thread_name,
-                    location: &w.location,
-                    from_location: &w.from_location,
-                    gates: &w.gates,
-                }
-            })
-            .collect();
-        edges.sort_unstable_by_key(|e| (e.from, e.to));
-        let doc = JsonGraph {
-            schema: ORDER_SCHEMA,
-            nodes,
-            edges,
-        };
-        serde_json::to_string_pretty(&doc).expect("the order graph always serialises")
-    }
-
-    /// The learned hierarchy as a Graphviz digraph: a box per lock labelled with its name and
-    /// creation site, an edge per ordering labelled with the thread and where it took `to`;
-    /// cycle-closing edges are red. Sorted like [`OrderGraph::to_json`].
-    pub fn to_dot(&self) -> String {
-        let mut out = String::from(
-            "digraph lock_order {\n    rankdir=LR;\n    node [shape=box, fontname=\"monospace\"];\n",
-        );
-        let mut nodes: Vec<&LockInfo> = self.graph.node_weights().map(|n| &n.info).collect();
-        nodes.sort_unstable_by_key(|n| n.id);
-        for n in nodes {
-            let label = format!(
-                "{}\n{}",
-                resource_label(n.kind, n.name.as_deref(), n.id),
-                n.created_at
-            );
-            let _ = writeln!(out, "    n{} [label=\"{}\"];", n.id, dot_escape(&label));
-        }
-        let mut edges: Vec<(u64, u64, EdgeIndex)> = (&self.graph)
-            .edge_references()
-            .map(|e| {
-                (
-                    self.graph[e.source()].info.id,
-                    self.graph[e.target()].info.id,
-                    e.id(),
-                )
-            })
-            .collect();
-        edges.sort_unstable();
-        for (a, b, e) in edges {
-            let w = &self.graph[e];
-            let label = format!(
-                "{}\n{}",
-                thread_label(w.thread_name.as_deref(), w.thread),
-                w.location
-            );
-            let color = if self.back_edges.contains(&e) {
-                ", color=red, fontcolor=red"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                out,
-                "    n{a} -> n{b} [label=\"{}\"{color}];",
-                dot_escape(&label)
-            );
-        }
-        out.push_str("}\n");
-        out
     }
 
     /// The `lock_order_inversion` report for a cycle returned by
@@ -810,21 +703,6 @@ impl Search<'_> {
         }
         best
     }
-}
-
-/// Escapes a string for a double-quoted DOT label (`\n` stays a line break).
-fn dot_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -391,7 +391,7 @@ fn an_inversion_no_single_process_saw_is_found_across_the_processes_of_a_run() {
 }
 
 #[test]
-#[ignore = "needs %p from branch order"]
+
 fn two_processes_taking_two_locks_in_opposite_orders_are_an_inversion() {
     // needs %p from branch order: each process must write its own order-<pid>.json.
     let bank = example_path("bank_paths");

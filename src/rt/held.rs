@@ -197,6 +197,20 @@ impl HeldStack {
         self.open(|entries| copy.extend_from_slice(entries));
         copy
     }
+
+    /// [`HeldStack::to_vec`] into a buffer the caller keeps, so a repeated copy allocates
+    /// nothing: any growth happens while the stack is closed.
+    pub(crate) fn copy_into(&self, copy: &mut Vec<Held>) {
+        copy.clear();
+        while copy.capacity() < self.len() {
+            copy.reserve(self.len());
+        }
+        self.open(|entries| {
+            if entries.len() <= copy.capacity() {
+                copy.extend_from_slice(entries);
+            }
+        });
+    }
 }
 
 #[cfg(all(test, not(loom)))]

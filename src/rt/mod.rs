@@ -21,7 +21,10 @@ pub(crate) use condvar::wait as condvar_wait;
 pub(crate) use detect::{check, waiting_thread_count};
 pub(crate) use graph::Probe;
 pub(crate) use join::{wait as join_wait, Joined};
-pub(crate) use order::{graph_size as order_graph_size, known_edges_size, write_order_graph};
+pub(crate) use order::{
+    graph_size as order_graph_size, known_edges_size, pending_size as order_pending_size,
+    write_order_graph,
+};
 pub(crate) use registry::{
     adopt_thread, forget_thread, live_thread_count, preregister_thread, ThreadRecord,
 };
@@ -49,8 +52,12 @@ pub(crate) fn next_resource_id() -> u64 {
     NEXT_RESOURCE_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The lock has been the source of an ordering edge, or the target of one in the graph.
 const FLAG_IN_ORDER_GRAPH: u8 = 1;
 const FLAG_NAMED: u8 = 2;
+/// Another thread than its pending owner acquired it: edges into it always go to the graph
+/// (see `order`'s docs on deferred edges).
+const FLAG_NO_DEFER: u8 = 4;
 
 /// What a lock knows about itself. Creating and dropping a lock touches no global state: the id
 /// is assigned on first tracked use, and only locks that reached a global table leave it on drop.
@@ -66,6 +73,9 @@ pub(crate) struct Meta {
     kind: Kind,
     flags: AtomicU8,
     id: AtomicU64,
+    /// The thread whose buffer holds deferred ordering edges into this lock, or 0. Read by
+    /// every acquisition: another thread's acquisition publishes them first.
+    pending_owner: AtomicU64,
     /// The runtime id of the thread holding it exclusively (for a Lock, the one that acquired
     /// it), or 0.
     owner: AtomicU64,
@@ -81,6 +91,7 @@ impl Meta {
     ) -> Meta {
         Meta {
             id: AtomicU64::new(0),
+            pending_owner: AtomicU64::new(0),
             owner: AtomicU64::new(0),
             site: AtomicPtr::new(std::ptr::null_mut()),
             flags: AtomicU8::new(0),
@@ -141,25 +152,43 @@ impl Meta {
     fn mark_in_order_graph(&self) {
         self.flags.fetch_or(FLAG_IN_ORDER_GRAPH, Ordering::Relaxed);
     }
+
+    fn mark_no_defer(&self) {
+        self.flags.fetch_or(FLAG_NO_DEFER, Ordering::SeqCst);
+    }
+
+    /// Whether ordering edges into this lock may stay in a thread's buffer: it has never been
+    /// a source, nor been acquired by a thread other than its pending owner.
+    fn may_defer_into(&self) -> bool {
+        self.flags.load(Ordering::SeqCst) & (FLAG_IN_ORDER_GRAPH | FLAG_NO_DEFER) == 0
+    }
 }
 
 impl Drop for Meta {
     fn drop(&mut self) {
         let flags = *self.flags.get_mut();
-        if flags != 0 {
-            forget_lock(*self.id.get_mut(), flags);
+        let pending_owner = *self.pending_owner.get_mut();
+        if flags != 0 || pending_owner != 0 {
+            forget_lock(*self.id.get_mut(), flags, pending_owner);
         }
     }
 }
 
 #[cold]
-fn forget_lock(id: u64, flags: u8) {
+fn forget_lock(id: u64, flags: u8, pending_owner: u64) {
     if flags & FLAG_NAMED != 0 {
         registry::runtime().names.remove(&id);
     }
-    if flags & FLAG_IN_ORDER_GRAPH != 0 {
-        report::guard_bookkeeping(|| order::remove_lock(id));
-    }
+    // A panic in the lock-order bookkeeping never reaches the dropping code.
+    report::guard_bookkeeping(|| {
+        let mut in_graph = flags & (FLAG_IN_ORDER_GRAPH | FLAG_NO_DEFER) != 0;
+        if pending_owner != 0 && !order::forget_pending(id, pending_owner) {
+            in_graph = true;
+        }
+        if in_graph {
+            order::remove_lock(id, flags & FLAG_IN_ORDER_GRAPH != 0);
+        }
+    });
 }
 
 /// Per-thread state, reachable only from its own thread.
@@ -176,7 +205,7 @@ pub(crate) struct ThreadCtx {
     pub(crate) acquired_at: RefCell<Vec<(u64, Backtrace)>>,
     /// Whether `acquired_at` was ever used: a thread-local check instead of the setting.
     has_acquired_at: Cell<bool>,
-    pub(crate) edge_cache: order::EdgeCache,
+    pub(crate) order: order::ThreadOrder,
 }
 
 impl ThreadCtx {
@@ -188,7 +217,7 @@ impl ThreadCtx {
             held_fingerprint: Cell::new(0),
             acquired_at: RefCell::new(Vec::new()),
             has_acquired_at: Cell::new(false),
-            edge_cache: order::EdgeCache::new(),
+            order: order::ThreadOrder::new(),
         }
     }
 
@@ -273,6 +302,7 @@ impl Drop for LocalSlot {
         // From here on the fast path must not reach the context: it is being torn down.
         CTX.with(|c| c.set(std::ptr::null()));
         if let Some(ctx) = self.ctx.get() {
+            order::thread_exit(ctx);
             registry::thread_exit(ctx);
         }
     }
@@ -308,6 +338,12 @@ fn with_fast_ctx<T>(f: impl FnOnce(Option<&ThreadCtx>) -> T) -> T {
     // which stays in place until `LocalSlot::drop` nulls `CTX` before tearing it down. The
     // reference cannot escape `f`, and `ThreadCtx` is only ever used by its own thread.
     f(unsafe { ptr.as_ref() })
+}
+
+/// Runs `f` with this thread's state if it exists and is not being torn down, without
+/// registering the thread.
+pub(crate) fn with_current_ctx<T>(f: impl FnOnce(&ThreadCtx) -> T) -> Option<T> {
+    with_fast_ctx(|ctx| ctx.map(f))
 }
 
 /// Installs a context made by `thread::spawn` for the thread it starts.
@@ -357,6 +393,12 @@ pub(crate) fn acquire<R: RawLock>(
             if id == 0 || tracking.full_backtraces() {
                 return acquire_slow(core, op, access, mode, site);
             }
+            // Another thread's deferred ordering edges into this lock must reach the graph
+            // before this thread can hold it (see `order`).
+            let pending = meta.pending_owner.load(Ordering::Relaxed);
+            if pending != 0 && pending != ctx.id() {
+                return acquire_slow(core, op, access, mode, site);
+            }
             // The fingerprint is zero exactly when nothing is held (see `note_ordering`).
             let fingerprint = ctx.held_fingerprint.get();
             if mode == Mode::Blocking
@@ -389,6 +431,7 @@ fn acquire_slow<R: RawLock>(
     site: &'static Location<'static>,
 ) -> bool {
     match with_ctx(|ctx| {
+        order::claim(core.meta(), ctx);
         note_ordering(core.meta(), ctx, mode, site);
         if core.raw().try_acquire(access) {
             acquired(core.meta(), ctx, op, access, site);
@@ -702,8 +745,12 @@ pub(crate) fn suspend_hold(meta: &Meta) -> Option<Suspended> {
     meta.owner.store(0, Ordering::Relaxed);
     with_ctx(|ctx| {
         let acquired_at = ctx.acquired_at(id);
-        ctx.remove_held(id, None)
-            .map(|held| Suspended { held, acquired_at })
+        let held = ctx.remove_held(id, None)?;
+        // Like a release: a hold that was a source marks its lock as one (see `order`).
+        if held.in_order_graph {
+            meta.mark_in_order_graph();
+        }
+        Some(Suspended { held, acquired_at })
     })
     .flatten()
 }
@@ -729,6 +776,8 @@ pub(crate) fn resume_hold(
         return;
     };
     with_ctx(|ctx| {
+        // Another thread may have deferred ordering edges into the mutex during the wait.
+        order::claim(meta, ctx);
         if let Some(backtrace) = acquired_at {
             ctx.has_acquired_at.set(true);
             ctx.acquired_at.borrow_mut().push((held.id, backtrace));

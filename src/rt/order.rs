@@ -1,11 +1,47 @@
 //! Lock-order tracking: an edge A → B each time a thread holding A blocks to acquire B.
 //!
-//! Three levels, cheapest first: a per-thread direct-mapped cache of edges this thread already
-//! recorded (a lookup, no shared memory), a `DashMap` of edges any thread recorded, and only for
-//! an edge never seen before the global lock-order graph (`lockwatch_detector::order`), whose
-//! incremental topological order makes the insertion cheap. An edge is keyed with a fingerprint
-//! of the whole held set, so the same nesting under a different set of outer locks reaches the
-//! graph once more and can narrow the edge's gate set.
+//! Four levels, cheapest first:
+//!
+//! 1. a per-thread direct-mapped cache of acquisitions this thread already recorded (a
+//!    lookup, no shared memory);
+//! 2. *deferred* edges: an edge into a lock that has never been the source of an edge (a
+//!    *sink*) cannot close a cycle, so a thread keeps it in its own buffer instead of the global
+//!    graph, and it is gone with the lock if nothing else happens. This is the common case of
+//!    a short-lived lock taken under a long-held one (`account-{k}` under `accounts`): no
+//!    global lock, no allocation, and memory that follows the locks;
+//! 3. a `DashMap` of edges any thread recorded;
+//! 4. for an edge never seen before, the global lock-order graph (`lockwatch_detector::order`),
+//!    whose incremental topological order makes the insertion cheap.
+//!
+//! An edge is keyed with a fingerprint of the whole held set, so the same nesting under a
+//! different set of outer locks reaches the graph once more and can narrow the edge's gate set.
+//!
+//! # When deferred edges are published
+//!
+//! A lock's pending in-edges live in the buffer of one thread, its *pending owner*
+//! (`Meta::pending_owner`). They must be in the graph before the lock can be on a cycle, i.e.
+//! before it is the source of an edge. It becomes one only while some thread holds it, so:
+//!
+//! - another thread's acquisition of the lock (the fast path sees a foreign pending owner and
+//!   goes to the slow path) publishes them first ([`claim`]), and the lock is marked so that
+//!   it is never deferred into again;
+//! - the owner's own use of it as a source publishes them ([`note_new_edges`]), and the hold is
+//!   flagged so that its release marks the lock the same way;
+//! - the owner's exit publishes everything left ([`thread_exit`]).
+//!
+//! So when every edge of a cycle has been recorded, every lock on it has been a source and
+//! every edge of it is in the graph, where the last one inserted finds the cycle. The one
+//! window is an acquisition by another thread racing with the owner's first deferral into the
+//! same lock (the fast path read the owner before it was set): that edge is then published
+//! at the lock's next foreign acquisition or at the owner's exit — a late report, never a
+//! false one.
+//!
+//! # The hierarchy
+//!
+//! While `LOCKWATCH_ORDER_GRAPH` is set, every ordering is also recorded per lock class in a
+//! bounded [`Hierarchy`] written at exit (see its docs for the bound and for why the file is
+//! the same from run to run). A per-thread set of recordings already made keeps repeats off
+//! its lock.
 
 use super::registry;
 use super::report::{self, Emitted};
@@ -14,16 +50,28 @@ use crate::config::{self, LockOrder};
 use crate::core::Kind;
 use crate::raw::Access;
 use dashmap::DashMap;
-use lockwatch_detector::order::{LockInfo, OrderEdge, OrderGraph};
-use lockwatch_detector::{Location as ReportLocation, Report, ResourceKind};
+use lockwatch_detector::order::{
+    ClassRecording, Hierarchy, LockClass, LockInfo, OrderEdge, OrderGraph, Recorded,
+};
+use lockwatch_detector::{CycleEdge, Report};
 use parking_lot::Mutex;
-use std::cell::Cell;
-use std::collections::HashMap;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::panic::Location;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 const CACHE_SLOTS: usize = 256;
+
+/// Deferred edges a thread may keep before it publishes them all: keeps every scan of its
+/// buffer short.
+const MAX_PENDING: usize = 256;
+
+/// Recordings a thread remembers having made in the hierarchy before it starts afresh.
+const MAX_CLASS_SEEN: usize = 65_536;
 
 /// Acquisitions this thread has fully recorded, as `(held-set fingerprint, lock taken)`,
 /// direct-mapped: a hit means every edge from every held lock to that lock, under exactly that
@@ -33,7 +81,7 @@ pub(crate) struct EdgeCache {
 }
 
 impl EdgeCache {
-    pub(crate) fn new() -> EdgeCache {
+    fn new() -> EdgeCache {
         EdgeCache {
             slots: std::array::from_fn(|_| Cell::new((0, 0))),
         }
@@ -56,41 +104,92 @@ impl EdgeCache {
     }
 }
 
-/// The live graph over lock instances, and the hierarchy written at exit.
-struct Graphs {
-    /// One node per live lock: what inversions are found on.
-    instances: OrderGraph,
-    /// One node per lock *class* (kind, name, creation site), never shrinking: the learned
-    /// hierarchy `LOCKWATCH_ORDER_GRAPH` writes, stable across runs so CI can diff it.
-    classes: OrderGraph,
-    class_ids: HashMap<(ResourceKind, Option<String>, ReportLocation), u64>,
+/// One deferred edge: the thread held `from` (that hold, copied) when it took lock `to` at
+/// `site`, with the `gates` held too.
+struct Pending {
+    from: Held,
+    to: u64,
+    to_kind: Kind,
+    to_created_at: &'static Location<'static>,
+    site: &'static Location<'static>,
+    gates: Vec<u64>,
 }
 
-impl Graphs {
-    fn class_of(&mut self, lock: &LockInfo) -> LockInfo {
-        let key = (lock.kind, lock.name.clone(), lock.created_at.clone());
-        let next = self.class_ids.len() as u64 + 1;
-        let id = *self.class_ids.entry(key).or_insert(next);
-        LockInfo { id, ..lock.clone() }
+/// A thread's deferred edges. Behind a lock because another thread publishes them when it
+/// acquires one of their targets.
+struct PendingBuffer {
+    edges: Vec<Pending>,
+    /// Set once the buffer published everything at its bound: its targets may then have edges
+    /// in the graph that dropping them must remove.
+    published_some: bool,
+}
+
+type SharedBuffer = Arc<Mutex<PendingBuffer>>;
+
+/// Lock-order state of one thread.
+pub(crate) struct ThreadOrder {
+    edge_cache: EdgeCache,
+    pending: OnceCell<SharedBuffer>,
+    /// Whether `pending` may hold edges: a thread-local check before its lock is taken.
+    may_have_pending: Cell<bool>,
+    /// Hashes of hierarchy recordings this thread already made.
+    class_seen: RefCell<HashSet<u64>>,
+    /// Buffers [`note_new_edges`] reuses, so that recording a new edge allocates nothing
+    /// once they have grown (taken out while in use: a report handler may nest a call).
+    scratch: Cell<Scratch>,
+}
+
+#[derive(Default)]
+struct Scratch {
+    held: Vec<Held>,
+    sources: Vec<usize>,
+    gate_ids: Vec<u64>,
+}
+
+impl ThreadOrder {
+    pub(crate) fn new() -> ThreadOrder {
+        ThreadOrder {
+            edge_cache: EdgeCache::new(),
+            pending: OnceCell::new(),
+            may_have_pending: Cell::new(false),
+            class_seen: RefCell::new(HashSet::new()),
+            scratch: Cell::new(Scratch::default()),
+        }
     }
 
-    fn insert(&mut self, from: LockInfo, to: LockInfo, edge: OrderEdge) -> Vec<Vec<(u64, u64)>> {
-        let (from_class, to_class) = (self.class_of(&from), self.class_of(&to));
-        if from_class.id != to_class.id {
-            // Inversions are judged on instances; the class graph only records the hierarchy.
-            let _ = self.classes.insert_edge(from_class, to_class, edge.clone());
-        }
-        self.instances.insert_edge(from, to, edge)
+    fn buffer(&self, thread: u64) -> &SharedBuffer {
+        self.pending.get_or_init(|| {
+            let buffer = Arc::new(Mutex::new(PendingBuffer {
+                edges: Vec::new(),
+                published_some: false,
+            }));
+            state().buffers.lock().insert(thread, buffer.clone());
+            buffer
+        })
     }
 }
 
 struct OrderState {
-    graph: Mutex<Graphs>,
+    /// One node per live lock: what inversions are found on.
+    graph: Mutex<OrderGraph>,
+    /// The learned hierarchy, per lock class, while `LOCKWATCH_ORDER_GRAPH` is set.
+    hierarchy: Mutex<Hierarchy>,
     /// Edges any thread has recorded, by source lock: `(to, gate set)`, the gate set being
     /// the intersection over every recording, as in the graph.
     known: DashMap<u64, Vec<(u64, Vec<u64>)>>,
     /// The reverse index of `known` (target → sources), so a dropped lock leaves no entry.
     sources: DashMap<u64, Vec<u64>>,
+    /// Every live thread's buffer of deferred edges, by runtime thread id.
+    buffers: Mutex<HashMap<u64, SharedBuffer>>,
+    /// Inversions reported, by the signature of their cycle over lock classes and sites.
+    reported: Mutex<HashMap<u64, Reported>>,
+}
+
+/// An inversion already reported, and how many more times it was seen.
+struct Reported {
+    report: Report,
+    file: Option<PathBuf>,
+    occurrences: u64,
 }
 
 fn state() -> &'static OrderState {
@@ -98,13 +197,12 @@ fn state() -> &'static OrderState {
     STATE.get_or_init(|| {
         ensure_exit_hook();
         OrderState {
-            graph: Mutex::new(Graphs {
-                instances: OrderGraph::new(),
-                classes: OrderGraph::new(),
-                class_ids: HashMap::new(),
-            }),
+            graph: Mutex::new(OrderGraph::new()),
+            hierarchy: Mutex::new(Hierarchy::new()),
             known: DashMap::new(),
             sources: DashMap::new(),
+            buffers: Mutex::new(HashMap::new()),
+            reported: Mutex::new(HashMap::new()),
         }
     })
 }
@@ -113,18 +211,94 @@ fn state() -> &'static OrderState {
 /// `fingerprint`: the lookup the fast path makes for each nested acquisition.
 #[inline(always)]
 pub(crate) fn is_known(ctx: &ThreadCtx, fingerprint: u64, to: u64) -> bool {
-    ctx.edge_cache.contains((fingerprint, to))
+    ctx.order.edge_cache.contains((fingerprint, to))
 }
 
 /// Called before a blocking acquisition of `meta` by a thread that holds at least one lock.
 #[inline]
 pub(crate) fn note_acquire(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>) {
     if !ctx
+        .order
         .edge_cache
         .contains((ctx.held_fingerprint.get(), meta.id()))
     {
         note_new_edges(ctx, meta, site);
     }
+}
+
+/// Called on the slow path of every acquisition, before anything else: a lock another thread
+/// deferred edges into is about to be held by this one, which could make it a source: those
+/// edges are published first, and the lock is never deferred into again.
+#[inline]
+pub(crate) fn claim(meta: &Meta, ctx: &ThreadCtx) {
+    let owner = meta.pending_owner.load(Ordering::SeqCst);
+    if owner != 0 && owner != ctx.id() {
+        claim_slow(meta, ctx);
+    }
+}
+
+#[cold]
+fn claim_slow(meta: &Meta, ctx: &ThreadCtx) {
+    // The flag first, then the owner: a deferral racing with this re-reads the flag after
+    // setting the owner (see `try_defer`), so one of the two sees the other.
+    meta.mark_no_defer();
+    let owner = meta.pending_owner.swap(0, Ordering::SeqCst);
+    if owner == 0 || owner == ctx.id() {
+        return;
+    }
+    let id = meta.id();
+    let buffer = state().buffers.lock().get(&owner).cloned();
+    let taken = match buffer {
+        Some(buffer) => take_pending(&buffer, |p| p.to == id),
+        None => Vec::new(),
+    };
+    if !taken.is_empty() {
+        let reports = publish(owner, taken);
+        emit_all(reports);
+    }
+}
+
+fn take_pending(buffer: &SharedBuffer, mut which: impl FnMut(&Pending) -> bool) -> Vec<Pending> {
+    let mut buffer = buffer.lock();
+    let mut taken = Vec::new();
+    let mut k = 0;
+    while k < buffer.edges.len() {
+        if which(&buffer.edges[k]) {
+            taken.push(buffer.edges.swap_remove(k));
+        } else {
+            k += 1;
+        }
+    }
+    taken
+}
+
+/// Puts deferred edges recorded by thread `thread` into the graph; returns the reports of the
+/// cycles they close.
+fn publish(thread: u64, pending: Vec<Pending>) -> Vec<Report> {
+    let thread_name = registry::runtime()
+        .threads
+        .get(&thread)
+        .and_then(|t| t.name.as_deref().map(str::to_owned));
+    let mut reports = Vec::new();
+    for p in pending {
+        let edge = OrderEdge {
+            thread,
+            thread_name: thread_name.clone(),
+            location: p.site.into(),
+            from_location: p.from.site.into(),
+            from_op: p.from.op,
+            gates: p.gates.clone(),
+            backtrace: Vec::new(),
+        };
+        let to = LockInfo {
+            id: p.to,
+            kind: p.to_kind,
+            name: registry::lock_name(p.to),
+            created_at: p.to_created_at.into(),
+        };
+        reports.extend(insert_global(lock_info_of_held(&p.from), to, edge));
+    }
+    reports
 }
 
 fn lock_info_of_held(h: &Held) -> LockInfo {
@@ -145,6 +319,22 @@ fn lock_info_of(meta: &Meta) -> LockInfo {
     }
 }
 
+/// The gate set of edge `from -> to` taken with `gate_ids` held: sorted, without the edge's
+/// own locks.
+fn gates_of(gate_ids: &[u64], from: u64, to: u64) -> Vec<u64> {
+    if gate_ids.iter().all(|&g| g == from || g == to) {
+        return Vec::new();
+    }
+    let mut gates: Vec<u64> = gate_ids
+        .iter()
+        .copied()
+        .filter(|&g| g != from && g != to)
+        .collect();
+    gates.sort_unstable();
+    gates.dedup();
+    gates
+}
+
 #[cold]
 #[inline(never)]
 fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>) {
@@ -152,114 +342,339 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
     let fingerprint = ctx.held_fingerprint.get();
     let state = state();
     let mut reports: Vec<Report> = Vec::new();
-    {
-        // A copy: what follows allocates, captures backtraces and takes the graph's lock.
-        let held = ctx.held.to_vec();
-        // Only an exclusive hold of an owned lock keeps two paths apart: two threads can both
-        // hold a read lock, and any thread may release a Lock.
-        let gate_ids: Vec<u64> = held
-            .iter()
+    let mut scratch = ctx.order.scratch.take();
+    let Scratch {
+        held,
+        sources,
+        gate_ids,
+    } = &mut scratch;
+    // A copy: what follows allocates, captures backtraces and takes the graph's lock.
+    ctx.held.copy_into(held);
+    // The sources: each held lock once (a reentrant lock held twice gives one edge), never
+    // the lock being taken.
+    sources.clear();
+    sources.extend(
+        (0..held.len())
+            .filter(|&k| held[k].id != to && !held[..k].iter().any(|h| h.id == held[k].id)),
+    );
+    // Only an exclusive hold of an owned lock keeps two paths apart: two threads can both
+    // hold a read lock, and any thread may release a Lock.
+    gate_ids.clear();
+    gate_ids.extend(
+        held.iter()
             .filter(|h| h.access() == Access::Exclusive && h.kind != Kind::Lock)
-            .map(|h| h.id)
-            .collect();
+            .map(|h| h.id),
+    );
+    let (held, sources, gate_ids) = (&held[..], &sources[..], &gate_ids[..]);
+
+    // Each source is becoming one now: what this thread deferred into it goes to the graph.
+    if ctx.order.may_have_pending.get() {
+        let buffer = ctx.order.buffer(ctx.id());
+        let taken = take_pending(buffer, |p| sources.iter().any(|&k| held[k].id == p.to));
+        if !taken.is_empty() {
+            reports.extend(publish(ctx.id(), taken));
+        }
+    }
+
+    let deferred = !config::full_backtraces()
+        && try_defer(ctx, meta, held, sources, gate_ids, site, &mut reports);
+    if !deferred {
         let mut here: Option<Vec<lockwatch_detector::Frame>> = None;
-        for index in 0..held.len() {
+        for &index in sources {
             let from = held[index].id;
-            if from == to {
-                continue;
-            }
-            // The same lock held twice (a reentrant lock) gives one edge.
-            if held[..index].iter().any(|h| h.id == from) {
-                continue;
-            }
-            let mut gates: Vec<u64> = gate_ids
-                .iter()
-                .copied()
-                .filter(|&g| g != from && g != to)
-                .collect();
-            gates.sort_unstable();
-            gates.dedup();
+            let gates = gates_of(gate_ids, from, to);
             // An edge already recorded is recorded again only if this time it can narrow the
             // edge's gate set (some stored gate is not held now): the only way a repeat can
             // change what is reported.
-            let known_gates: Option<Vec<u64>> = state.known.get(&from).and_then(|edges| {
+            let narrows = state.known.get(&from).is_none_or(|edges| {
                 edges
                     .iter()
                     .find(|(target, _)| *target == to)
-                    .map(|(_, g)| g.clone())
+                    .is_none_or(|(_, stored)| {
+                        stored.iter().any(|g| gates.binary_search(g).is_err())
+                    })
             });
-            let narrows = match &known_gates {
-                None => true,
-                Some(stored) => stored.iter().any(|g| gates.binary_search(g).is_err()),
-            };
-            if narrows {
-                let narrowed: Vec<u64> = match &known_gates {
-                    None => gates.clone(),
-                    Some(stored) => stored
-                        .iter()
-                        .copied()
-                        .filter(|g| gates.binary_search(g).is_ok())
-                        .collect(),
-                };
-                let backtrace = if config::full_backtraces() {
-                    here.get_or_insert_with(|| super::trace::resolve(&super::trace::capture()))
-                        .clone()
-                } else {
-                    Vec::new()
-                };
-                let edge = OrderEdge {
-                    thread: ctx.id(),
-                    thread_name: ctx.record.name.as_deref().map(str::to_owned),
-                    location: site.into(),
-                    from_location: held[index].site.into(),
-                    from_op: held[index].op,
-                    gates,
-                    backtrace,
-                };
-                let from_info = lock_info_of_held(&held[index]);
-                let to_info = lock_info_of(meta);
-                let mut graph = state.graph.lock();
-                // A bug in the graph code must not become a panic in the user's `lock()`.
-                let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    graph
-                        .insert(from_info, to_info, edge)
-                        .iter()
-                        .map(|cycle| {
-                            graph.instances.inversion_report(
-                                cycle,
-                                std::process::id(),
-                                report::now_ms(),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                }));
-                drop(graph);
-                match found {
-                    Ok(found) => reports.extend(found),
-                    Err(_) => {
-                        crate::diag::diag!(
-                            "lockwatch: internal error: the lock-order graph panicked"
-                        );
-                    }
-                }
-                ctx.held.mark_in_order_graph(index);
-                meta.mark_in_order_graph();
-                let mut edges = state.known.entry(from).or_default();
-                match edges.iter_mut().find(|(target, _)| *target == to) {
-                    Some(entry) => entry.1 = narrowed,
-                    None => edges.push((to, narrowed)),
-                }
-                drop(edges);
-                let mut sources = state.sources.entry(to).or_default();
-                if !sources.contains(&from) {
-                    sources.push(from);
-                }
+            if !narrows {
+                continue;
             }
+            let backtrace = if config::full_backtraces() {
+                here.get_or_insert_with(|| super::trace::resolve(&super::trace::capture()))
+                    .clone()
+            } else {
+                Vec::new()
+            };
+            let edge = OrderEdge {
+                thread: ctx.id(),
+                thread_name: ctx.record.name.as_deref().map(str::to_owned),
+                location: site.into(),
+                from_location: held[index].site.into(),
+                from_op: held[index].op,
+                gates,
+                backtrace,
+            };
+            reports.extend(insert_global(
+                lock_info_of_held(&held[index]),
+                lock_info_of(meta),
+                edge,
+            ));
+            meta.mark_in_order_graph();
         }
     }
-    ctx.edge_cache.insert((fingerprint, to));
+    // Every source is flagged, deferred or not: its release marks the lock as one that has
+    // been a source (never deferred into again), and its drop takes its edges along.
+    for &index in sources {
+        ctx.held.mark_in_order_graph(index);
+    }
+    ctx.order.edge_cache.insert((fingerprint, to));
+    if hierarchy_on() {
+        record_classes(ctx, meta, held, sources, gate_ids, site);
+    }
+    ctx.order.scratch.set(scratch);
+    emit_all(reports);
+}
+
+/// Whether the hierarchy is recorded: `LOCKWATCH_ORDER_GRAPH` (or `Config::order_graph`) was
+/// set when the first new ordering was seen. Read once: it is consulted for every new edge,
+/// and the settings' lock costs more than the rest of a deferred edge.
+fn hierarchy_on() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| config::current().read().order_graph.is_some())
+}
+
+/// Keeps the edges of this acquisition in the thread's buffer if `meta` is a sink this thread
+/// may defer into; `false` if they must go to the graph.
+fn try_defer(
+    ctx: &ThreadCtx,
+    meta: &Meta,
+    held: &[Held],
+    sources: &[usize],
+    gate_ids: &[u64],
+    site: &'static Location<'static>,
+    reports: &mut Vec<Report>,
+) -> bool {
+    if !meta.may_defer_into() {
+        return false;
+    }
+    let me = ctx.id();
+    let owner = meta.pending_owner.load(Ordering::SeqCst);
+    if owner != 0 && owner != me {
+        return false;
+    }
+    let to = meta.id();
+    let buffer = ctx.order.buffer(me);
+    let mut pending = buffer.lock();
+    if pending.edges.len() >= MAX_PENDING {
+        // Bounded: publish them all, and this acquisition goes to the graph.
+        let all = std::mem::take(&mut pending.edges);
+        pending.published_some = true;
+        drop(pending);
+        reports.extend(publish(me, all));
+        return false;
+    }
+    if owner == 0
+        && meta
+            .pending_owner
+            .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return false;
+    }
+    // Re-read after taking ownership: a claim that set the flag before we took it has not
+    // seen us, and we must not keep anything.
+    if !meta.may_defer_into() {
+        let _ = meta
+            .pending_owner
+            .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
+        return false;
+    }
+    for &index in sources {
+        let from = held[index];
+        let gates = gates_of(gate_ids, from.id, to);
+        // A repeat adds nothing unless it narrows the gates.
+        let covered = pending.edges.iter().rev().any(|p| {
+            p.to == to
+                && p.from.id == from.id
+                && p.gates.iter().all(|g| gates.binary_search(g).is_ok())
+        });
+        if !covered {
+            pending.edges.push(Pending {
+                from,
+                to,
+                to_kind: meta.kind(),
+                to_created_at: meta.created_at(),
+                site,
+                gates,
+            });
+        }
+    }
+    ctx.order.may_have_pending.set(true);
+    true
+}
+
+/// Inserts one edge into the graph and the shared table of known edges; returns the
+/// reports of the cycles it closes.
+fn insert_global(from: LockInfo, to: LockInfo, edge: OrderEdge) -> Vec<Report> {
+    let state = state();
+    let (from_id, to_id) = (from.id, to.id);
+    let gates = edge.gates.clone();
+    let mut graph = state.graph.lock();
+    // A bug in the graph code must not become a panic in the user's `lock()`.
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        graph
+            .insert_edge(from, to, edge)
+            .iter()
+            .map(|cycle| graph.inversion_report(cycle, std::process::id(), report::now_ms()))
+            .collect::<Vec<_>>()
+    }));
+    drop(graph);
+    let reports = found.unwrap_or_else(|_| {
+        crate::diag::diag!("lockwatch: internal error: the lock-order graph panicked");
+        Vec::new()
+    });
+    {
+        let mut edges = state.known.entry(from_id).or_default();
+        match edges.iter_mut().find(|(target, _)| *target == to_id) {
+            Some(entry) => entry.1.retain(|g| gates.binary_search(g).is_ok()),
+            None => edges.push((to_id, gates)),
+        }
+    }
+    let mut sources = state.sources.entry(to_id).or_default();
+    if !sources.contains(&from_id) {
+        sources.push(from_id);
+    }
+    reports
+}
+
+/// The class of a held lock, for the hierarchy.
+fn class_of_held(h: &Held) -> LockClass {
+    LockClass {
+        created_at: h.created_at.into(),
+        kind: h.kind,
+        name: registry::lock_name(h.id),
+    }
+}
+
+/// Records the orderings of this acquisition in the hierarchy, once per distinct recording
+/// per thread.
+fn record_classes(
+    ctx: &ThreadCtx,
+    meta: &Meta,
+    held: &[Held],
+    sources: &[usize],
+    gate_ids: &[u64],
+    site: &'static Location<'static>,
+) {
+    let to_class = LockClass {
+        created_at: meta.created_at().into(),
+        kind: meta.kind(),
+        name: meta.name().map(|n| n.to_string()),
+    };
+    let mut to_hasher = DefaultHasher::new();
+    to_class.hash(&mut to_hasher);
+    let to_key = to_hasher.finish();
+    for &index in sources {
+        let from = &held[index];
+        let gates = gates_of(gate_ids, from.id, meta.id());
+        // What makes this recording distinct, in this thread's terms: the source instance
+        // (whose class never changes), the class taken, both sites and the gate instances.
+        let mut hasher = DefaultHasher::new();
+        (from.id, to_key, &gates).hash(&mut hasher);
+        (site.file(), site.line(), site.column()).hash(&mut hasher);
+        (from.site.file(), from.site.line(), from.site.column()).hash(&mut hasher);
+        let key = hasher.finish();
+        if ctx.order.class_seen.borrow().contains(&key) {
+            continue;
+        }
+        let gate_classes: Vec<LockClass> = held
+            .iter()
+            .filter(|h| gates.binary_search(&h.id).is_ok())
+            .map(class_of_held)
+            .collect();
+        let recording = ClassRecording {
+            thread: ctx.id(),
+            thread_name: ctx.record.name.as_deref().map(str::to_owned),
+            location: site.into(),
+            from_location: from.site.into(),
+            gates: gate_classes,
+        };
+        let from_class = class_of_held(from);
+        let recorded = state()
+            .hierarchy
+            .lock()
+            .record(&from_class, &to_class, recording);
+        match recorded {
+            Recorded::Added | Recorded::Known => {
+                let mut seen = ctx.order.class_seen.borrow_mut();
+                if seen.len() >= MAX_CLASS_SEEN {
+                    seen.clear();
+                }
+                seen.insert(key);
+            }
+            Recorded::Dropped { first: true } => crate::diag::diag!(
+                "lockwatch: warning: the lock-order hierarchy is full ({} lock classes, {} \
+                 orderings); orderings that need more are left out of LOCKWATCH_ORDER_GRAPH \
+                 (inversions are still reported)",
+                Hierarchy::MAX_CLASSES,
+                Hierarchy::MAX_EDGES
+            ),
+            Recorded::Dropped { first: false } => {}
+        }
+    }
+}
+
+/// The signature of an inversion over lock classes and sites, the same for every set of
+/// fresh instances created at the same sites with the same names: one report for them all.
+fn signature(report: &Report) -> u64 {
+    let class = |id: u64| {
+        report
+            .resources
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| (r.kind, r.name.clone(), r.created_at.clone()))
+    };
+    let mut steps: Vec<_> = report
+        .cycle
+        .iter()
+        .map(|e| match e {
+            CycleEdge::Order {
+                from,
+                to,
+                location,
+                from_location,
+                ..
+            } => Some((
+                class(*from),
+                class(*to),
+                location.clone(),
+                from_location.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    // Rotated to start at its smallest step, whatever the instance ids.
+    if let Some(min) = (0..steps.len()).min_by(|&a, &b| steps[a].cmp(&steps[b])) {
+        steps.rotate_left(min);
+    }
+    let mut hasher = DefaultHasher::new();
+    steps.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Delivers new inversion reports: each distinct one once, repeats only counted.
+fn emit_all(reports: Vec<Report>) {
+    if reports.is_empty() {
+        return;
+    }
     let mode = config::current().read().lock_order;
     for mut report in reports {
+        let key = signature(&report);
+        {
+            let mut reported = state().reported.lock();
+            if let Some(seen) = reported.get_mut(&key) {
+                seen.occurrences += 1;
+                continue;
+            }
+        }
         report.relativize_frame_paths();
         // The graph only knows who created each edge; a thread that has ended since is shown
         // as exited rather than running.
@@ -272,14 +687,45 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
             LockOrder::Error => Emitted::Inversion,
             _ => Emitted::Warning,
         };
-        report::emit(report, how);
+        // Recorded before it is delivered: under `error` delivering it may end the process.
+        let copy = report.clone();
+        let slot_key = {
+            let mut reported = state().reported.lock();
+            reported.insert(
+                key,
+                Reported {
+                    report: copy,
+                    file: None,
+                    occurrences: 1,
+                },
+            );
+            key
+        };
+        // The file is written on the reporter thread; it is noted there for the count at exit.
+        let note_file: report::OnWritten = Box::new(move |file| {
+            if let Some(seen) = state().reported.lock().get_mut(&slot_key) {
+                seen.file = Some(file);
+            }
+        });
+        report::emit(report, how, Some(note_file));
     }
 }
 
-/// A lock that reached the order graph is being dropped: its node and edges go with it.
-pub(crate) fn remove_lock(id: u64) {
+/// A lock that reached the order graph or a thread's deferred edges is being dropped: its
+/// node, its edges and its deferred edges go with it. `was_source`: its edges may be in any
+/// thread's buffer (as their source).
+pub(crate) fn remove_lock(id: u64, was_source: bool) {
     let state = state();
-    state.graph.lock().instances.remove_lock(id);
+    if was_source {
+        let buffers: Vec<SharedBuffer> = state.buffers.lock().values().cloned().collect();
+        for buffer in buffers {
+            let mut pending = buffer.lock();
+            if !pending.edges.is_empty() {
+                pending.edges.retain(|p| p.from.id != id);
+            }
+        }
+    }
+    state.graph.lock().remove_lock(id);
     if let Some((_, targets)) = state.known.remove(&id) {
         for (to, _) in targets {
             if let Some(mut sources) = state.sources.get_mut(&to) {
@@ -296,6 +742,47 @@ pub(crate) fn remove_lock(id: u64) {
     }
 }
 
+/// A lock with deferred in-edges in thread `owner`'s buffer is being dropped: removes them.
+/// `true` if that is all there is to do; `false` if the lock may also have edges in the graph
+/// (they were published, or the owner has exited and published everything).
+pub(crate) fn forget_pending(id: u64, owner: u64) -> bool {
+    fn strike(buffer: &SharedBuffer, id: u64) -> bool {
+        let mut pending = buffer.lock();
+        let mut k = pending.edges.len();
+        while k > 0 {
+            k -= 1;
+            if pending.edges[k].to == id {
+                pending.edges.swap_remove(k);
+            }
+        }
+        !pending.published_some
+    }
+    // Usually the owner drops its own lock: its buffer is at hand.
+    let own = super::with_current_ctx(|ctx| match ctx.order.pending.get() {
+        Some(buffer) if ctx.id() == owner => Some(strike(buffer, id)),
+        _ => None,
+    })
+    .flatten();
+    if let Some(done) = own {
+        return done;
+    }
+    let buffer = state().buffers.lock().get(&owner).cloned();
+    buffer.is_some_and(|buffer| strike(&buffer, id))
+}
+
+/// The thread is exiting: what it deferred goes to the graph (its locks may outlive it).
+pub(crate) fn thread_exit(ctx: &ThreadCtx) {
+    let Some(buffer) = ctx.order.pending.get() else {
+        return;
+    };
+    state().buffers.lock().remove(&ctx.id());
+    let all = std::mem::take(&mut buffer.lock().edges);
+    if !all.is_empty() && !std::thread::panicking() {
+        let reports = publish(ctx.id(), all);
+        emit_all(reports);
+    }
+}
+
 /// Entries in the shared tables of known edges: (sources with entries, edges recorded).
 pub(crate) fn known_edges_size() -> (usize, usize) {
     let state = state();
@@ -306,7 +793,13 @@ pub(crate) fn known_edges_size() -> (usize, usize) {
 /// The number of locks in the order graph (tests check it returns to empty).
 pub(crate) fn graph_size() -> (usize, usize) {
     let graph = state().graph.lock();
-    (graph.instances.node_count(), graph.instances.edge_count())
+    (graph.node_count(), graph.edge_count())
+}
+
+/// Deferred edges kept by all threads (tests check they follow the locks).
+pub(crate) fn pending_size() -> usize {
+    let buffers: Vec<SharedBuffer> = state().buffers.lock().values().cloned().collect();
+    buffers.iter().map(|b| b.lock().edges.len()).sum()
 }
 
 /// Arranges for the lock-order graph to be written at process exit (`LOCKWATCH_ORDER_GRAPH`).
@@ -318,14 +811,80 @@ pub(crate) fn ensure_exit_hook() {
 }
 
 fn install_exit_hook() {
-    extern "C" fn write_order_graph_at_exit() {
+    extern "C" fn at_exit() {
         // Never let a panic cross the C boundary.
+        let _ = std::panic::catch_unwind(report_repeats);
         let _ = std::panic::catch_unwind(write_order_graph);
     }
     // SAFETY: `atexit` only records the function pointer; the function is `extern "C"`, takes
     // nothing and catches every panic.
     unsafe {
-        libc::atexit(write_order_graph_at_exit);
+        libc::atexit(at_exit);
+    }
+}
+
+/// At exit, for every inversion seen more than once: one line on stderr with the count, and
+/// its report file (`LOCKWATCH_REPORT_DIR`) rewritten with `occurrences` and the count in its
+/// summary.
+fn report_repeats() {
+    // The reports are written on lockwatch's reporter thread: let the ones claimed get out.
+    report::wait_for_reports(std::time::Instant::now() + Duration::from_secs(1));
+    let format = config::current().read().format;
+    let Some(reported) = state().reported.try_lock_for(Duration::from_secs(1)) else {
+        return;
+    };
+    let mut repeats: Vec<&Reported> = reported.values().filter(|r| r.occurrences > 1).collect();
+    repeats.sort_by(|a, b| a.report.summary.cmp(&b.report.summary));
+    for seen in repeats {
+        if format == config::Format::Text {
+            crate::diag::diag!(
+                "lockwatch: the {} (reported once) occurred {} times",
+                seen.report.summary,
+                seen.occurrences
+            );
+        }
+        if let Some(file) = &seen.file {
+            let mut report = seen.report.clone();
+            report.summary = format!("{} ({} occurrences)", report.summary, seen.occurrences);
+            let json = report.to_json_pretty();
+            let body = json
+                .trim_end()
+                .strip_suffix('}')
+                .unwrap_or(&json)
+                .trim_end();
+            let text = format!("{body},\n  \"occurrences\": {}\n}}\n", seen.occurrences);
+            if let Err(e) = write_atomically(file, text.as_bytes()) {
+                crate::diag::diag!(
+                    "lockwatch: error: cannot update the report {}: {e}",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path` complete or not at all (a temporary file beside it, then a
+/// rename); on failure nothing is left behind.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.lockwatch-tmp", std::process::id()));
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// `LOCKWATCH_ORDER_GRAPH` with `%p` replaced by the process id.
+fn expand_path(path: &Path) -> PathBuf {
+    let text = path.to_string_lossy();
+    if text.contains("%p") {
+        PathBuf::from(text.replace("%p", &std::process::id().to_string()))
+    } else {
+        path.to_path_buf()
     }
 }
 
@@ -334,23 +893,29 @@ pub(crate) fn write_order_graph() {
     let Some(path) = config::current().read().order_graph.clone() else {
         return;
     };
+    let path = expand_path(&path);
+    let fail = |why: &dyn std::fmt::Display| {
+        crate::diag::diag!(
+            "lockwatch: error: LOCKWATCH_ORDER_GRAPH={}: {why}; the lock-order hierarchy was not written",
+            path.display()
+        );
+    };
+    if path.is_dir() {
+        fail(&"is a directory");
+        return;
+    }
     // A thread frozen elsewhere never holds this lock for long; do not hang the exit on it.
-    let Some(graph) = state().graph.try_lock_for(Duration::from_secs(1)) else {
-        crate::diag::diag!("lockwatch: error: the lock-order graph was busy at exit; not written");
+    let Some(hierarchy) = state().hierarchy.try_lock_for(Duration::from_secs(1)) else {
+        fail(&"the hierarchy was busy at exit");
         return;
     };
     let text = if path.extension().is_some_and(|e| e == "dot") {
-        graph.classes.to_dot()
+        hierarchy.to_dot()
     } else {
-        graph.classes.to_json()
+        hierarchy.to_json()
     };
-    drop(graph);
-    let tmp = path.with_extension("lockwatch-tmp");
-    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
-        crate::diag::diag!(
-            "lockwatch: error: cannot write the lock-order graph to {}: {e}",
-            path.display()
-        );
+    drop(hierarchy);
+    if let Err(e) = write_atomically(&path, text.as_bytes()) {
+        fail(&e);
     }
 }

@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,9 +72,14 @@ impl Emitted {
     }
 }
 
+/// Told where a report's file went (`LOCKWATCH_REPORT_DIR`), on the reporter thread.
+pub(crate) type OnWritten = Box<dyn FnOnce(PathBuf) + Send>;
+
 struct Job {
     draft: Draft,
     how: Emitted,
+    /// For a submitter that updates the file later (the lock-order count, at exit).
+    on_written: Option<OnWritten>,
     /// Set once the job is done, for a submitter that waits for it.
     delivered: Option<Arc<Delivered>>,
 }
@@ -151,6 +156,7 @@ pub(crate) fn submit(draft: Draft, how: Emitted) {
     submit_job(Job {
         draft,
         how,
+        on_written: None,
         delivered: None,
     });
 }
@@ -172,9 +178,14 @@ fn submit_job(job: Job) {
 /// be out, then the policy applies: `abort` ends the process (on the reporter, which never
 /// completes this delivery), `panic` makes this thread panic as it leaves
 /// [`guard_bookkeeping`] (after at most [`INVERSION_BOUND`]: the handler may be stuck).
-pub(crate) fn emit(report: Report, how: Emitted) {
+pub(crate) fn emit(report: Report, how: Emitted, on_written: Option<OnWritten>) {
     if !matches!(how, Emitted::Inversion) {
-        submit(Draft::Ready(report), how);
+        submit_job(Job {
+            draft: Draft::Ready(report),
+            how,
+            on_written,
+            delivered: None,
+        });
         return;
     }
     let message = format!("deadlock detected: {}", report.summary);
@@ -182,6 +193,7 @@ pub(crate) fn emit(report: Report, how: Emitted) {
     submit_job(Job {
         draft: Draft::Ready(report),
         how,
+        on_written,
         delivered: Some(delivered.clone()),
     });
     if ON_DELIVERY_THREAD.with(Cell::get) {
@@ -301,12 +313,15 @@ fn deliver(job: Job) {
     let Job {
         draft,
         how,
+        on_written,
         delivered,
     } = job;
     let config = config::current().read().clone();
     let report = build(draft).map(Arc::new);
     if let Some(report) = &report {
-        write_out(report, &how, &config);
+        if let (Some(path), Some(on_written)) = (write_out(report, &how, &config), on_written) {
+            guarded("noting a report file", || on_written(path));
+        }
     }
     if how.stops() && config.on_deadlock == OnDeadlock::Abort {
         abort_after(report, &config);
@@ -448,7 +463,7 @@ fn abort_after(first: Option<Arc<Report>>, config: &Config) -> ! {
         }));
     for (draft, how) in rest {
         if let Some(report) = build(draft) {
-            write_out(&report, &how, config);
+            let _ = write_out(&report, &how, config);
             written.push(Arc::new(report));
         }
     }
@@ -480,8 +495,9 @@ fn exit_once(status: i32) -> ! {
 }
 
 /// Renders `report` for stderr and writes it there and to the report directory.
-fn write_out(report: &Report, how: &Emitted, config: &Config) {
-    let Some(mut text) = guarded("rendering a report", || match config.format {
+/// Returns the report file written, if any.
+fn write_out(report: &Report, how: &Emitted, config: &Config) -> Option<PathBuf> {
+    let mut text = guarded("rendering a report", || match config.format {
         Format::Json => report.to_json(),
         Format::Text => TextRenderer {
             color: render::color_for_stderr(),
@@ -492,20 +508,21 @@ fn write_out(report: &Report, how: &Emitted, config: &Config) {
         .render(report),
         // Only the typed API can ask for these; their sources are not read here.
         other => render::render(std::slice::from_ref(report), other, &Default::default()),
-    }) else {
-        return;
-    };
+    })?;
     if !text.ends_with('\n') {
         text.push('\n');
     }
     let _output = OUTPUT.lock();
     write_stderr(text.as_bytes());
-    if let Some(dir) = &config.report_dir {
-        if let Some(Err(e)) = guarded("writing a report file", || write_report_file(dir, report)) {
+    let dir = config.report_dir.as_ref()?;
+    match guarded("writing a report file", || write_report_file(dir, report))? {
+        Ok(path) => Some(path),
+        Err(e) => {
             diag!(
                 "lockwatch: error: cannot write a report to {}: {e}",
                 dir.display()
             );
+            None
         }
     }
 }
@@ -514,7 +531,7 @@ fn write_out(report: &Report, how: &Emitted, config: &Config) {
 /// the temporary file is removed if anything fails. Not synced to disk: readers see the file
 /// complete once renamed, and an fsync per report (about 10 ms each on ext4) made a burst of
 /// reports take seconds.
-pub(crate) fn write_report_file(dir: &Path, report: &Report) -> std::io::Result<()> {
+pub(crate) fn write_report_file(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let seq = REPORT_SEQ.fetch_add(1, Ordering::Relaxed);
     let name = format!("{}-{}-{}.json", report.pid, seq, report.kind.as_str());
@@ -524,7 +541,9 @@ pub(crate) fn write_report_file(dir: &Path, report: &Report) -> std::io::Result<
         file.write_all(report.to_json_pretty().as_bytes())?;
         file.write_all(b"\n")?;
         drop(file);
-        std::fs::rename(&tmp, dir.join(name))
+        let path = dir.join(name);
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
