@@ -328,9 +328,22 @@ fn inversions_of_fresh_instances_of_the_same_classes_are_one_report_with_a_count
     // Still a valid report for every reader of the schema.
     let report = Report::from_json(&text).unwrap();
     assert_eq!(report.kind(), ReportKind::LockOrderInversion);
+    // Printed once, then the count at exit.
     assert_eq!(
-        child.stderr.matches("lock order inversion").count(),
-        2,
+        child
+            .stderr
+            .matches("warning[lock_order_inversion]")
+            .count(),
+        1,
+        "{}",
+        child.stderr
+    );
+    assert_eq!(
+        child
+            .stderr
+            .matches("(reported once) occurred 2000 times")
+            .count(),
+        1,
         "{}",
         child.stderr
     );
@@ -404,6 +417,10 @@ fn an_inversion_taken_without_its_gate_cites_the_ungated_acquisition() {
         let _b = b.lock();
         let _a = a.lock();
     });
+    // The handler runs on lockwatch's own thread.
+    assert!(lockwatch::introspect::wait_for_reports(
+        std::time::Duration::from_secs(10)
+    ));
     let found: Vec<Report> = SEEN
         .lock()
         .unwrap()
