@@ -49,6 +49,14 @@ fn abba_is_reported_with_both_threads_accounts_and_lines() {
     assert_eq!(run.status, Some(86), "stderr:\n{}", run.stderr);
     let report = run.only_report("deadlock");
     assert_common_fields(report, "deadlock");
+    // The inversion is warned about too, though both threads froze holding their edges: a
+    // thread about to block for good hands its deferred edges to the graph first.
+    assert_eq!(
+        run.reports_of_kind("lock_order_inversion").len(),
+        1,
+        "stderr:\n{}",
+        run.stderr
+    );
 
     let a = resource(report, "account A");
     let b = resource(report, "account B");

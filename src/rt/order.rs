@@ -771,6 +771,20 @@ pub(crate) fn forget_pending(id: u64, owner: u64) -> bool {
 }
 
 /// The thread is exiting: what it deferred goes to the graph (its locks may outlive it).
+/// A thread is about to block for good, maybe forever (a registered wait): the edges it kept
+/// to itself go to the global graph now, so an inversion they close is reported even if the
+/// thread never runs again (two threads taking two locks in opposite orders and deadlocking).
+pub(crate) fn publish_before_blocking(ctx: &ThreadCtx) {
+    let Some(buffer) = ctx.order.pending.get() else {
+        return;
+    };
+    let all = std::mem::take(&mut buffer.lock().edges);
+    if !all.is_empty() && !std::thread::panicking() {
+        let reports = publish(ctx.id(), all);
+        emit_all(reports);
+    }
+}
+
 pub(crate) fn thread_exit(ctx: &ThreadCtx) {
     let Some(buffer) = ctx.order.pending.get() else {
         return;

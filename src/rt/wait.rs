@@ -118,6 +118,9 @@ pub(crate) fn registered<R>(
         _ => Some(super::trace::capture()),
     };
     ctx.collect_foreign_releases();
+    if config::lock_order_enabled() {
+        super::report::guard_bookkeeping(|| super::order::publish_before_blocking(ctx));
+    }
     let seq = NEXT_WAIT_SEQ.fetch_add(1, Ordering::Relaxed);
     let holds = ctx
         .held
