@@ -352,7 +352,11 @@ impl Hierarchy {
                 resource_label(c.kind, c.name.as_deref(), id),
                 c.created_at
             );
-            let _ = writeln!(out, "    n{id} [label=\"{}\"];", dot_escape(&label));
+            let _ = writeln!(
+                out,
+                "    n{id} [label=\"{}\"];",
+                crate::render::dot::escape(&label)
+            );
         }
         for (position, &(a, b, e)) in layout.edges.iter().enumerate() {
             let label = format!(
@@ -368,7 +372,7 @@ impl Hierarchy {
             let _ = writeln!(
                 out,
                 "    n{a} -> n{b} [label=\"{}\"{color}];",
-                dot_escape(&label)
+                crate::render::dot::escape(&label)
             );
         }
         if self.dropped > 0 {
@@ -413,21 +417,6 @@ fn on_cycle(n: usize, edges: &[(u64, u64, &EdgeRecord)]) -> Vec<bool> {
         .iter()
         .map(|&(a, b, _)| component[a as usize - 1] == component[b as usize - 1])
         .collect()
-}
-
-/// Escapes a string for a double-quoted DOT label (`\n` stays a line break).
-fn dot_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ fn cluster(out: &mut String, k: usize, report: &Report) {
 
 /// Escapes text for a double-quoted DOT string: quotes and backslashes (which would start
 /// Graphviz's own escapes such as `\N`), and line breaks as `\n`.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
