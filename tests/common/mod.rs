@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 /// The outcome of one child run.
 pub(crate) struct Run {
+    /// The exit status; `None` if it was killed (by a signal, or for outliving its time).
     pub(crate) status: Option<i32>,
+    /// It outlived its time and was killed.
+    pub(crate) killed: bool,
     pub(crate) stdout: String,
     pub(crate) stderr: String,
     /// Every report file the child wrote, parsed, in file-name order.
@@ -47,7 +50,7 @@ pub(crate) fn example_path(name: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
-fn scratch_dir(tag: &str) -> PathBuf {
+pub(crate) fn scratch_dir(tag: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("lockwatch-test-{}-{tag}-{n}", std::process::id()));
@@ -91,32 +94,43 @@ pub(crate) fn run_example(name: &str, extra_env: &[(&str, &str)], limit: Duratio
         .env_remove("LOCKWATCH_FORMAT")
         .env("LOCKWATCH_ON_DEADLOCK", "abort")
         .env("LOCKWATCH_REPORT_DIR", &dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
     for (k, v) in extra_env {
         command.env(k, v);
     }
+    let run = run_bounded(command, &dir, limit);
+    if run.killed {
+        panic!(
+            "example {name} still running after {limit:?}; stderr:\n{}",
+            run.stderr
+        );
+    }
+    run
+}
+
+/// Runs `command` (its output piped here) and reads back the reports it wrote to `dir`,
+/// killing it once `limit` has passed (then `killed` is set and `status` is `None`).
+pub(crate) fn run_bounded(mut command: Command, dir: &Path, limit: Duration) -> Run {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let started = Instant::now();
-    let mut child = command.spawn().expect("spawn example");
+    let mut child = command.spawn().expect("spawn the child process");
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
     let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let status = loop {
+    let (status, killed) = loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            break (status.code(), false);
         }
         if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            let stderr = err.join().unwrap();
-            panic!("example {name} still running after {limit:?}; stderr:\n{stderr}");
+            break (None, true);
         }
         std::thread::sleep(Duration::from_millis(5));
     };
     let elapsed = started.elapsed();
-    let mut report_files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let mut report_files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -130,7 +144,8 @@ pub(crate) fn run_example(name: &str, extra_env: &[(&str, &str)], limit: Duratio
         })
         .collect();
     Run {
-        status: status.code(),
+        status,
+        killed,
         stdout: out.join().unwrap(),
         stderr: err.join().unwrap(),
         reports,
