@@ -32,7 +32,9 @@ use crate::model::{
     ResourceReport, ThreadReport, ThreadState, SCHEMA,
 };
 use crate::order::ORDER_SCHEMA;
-use crate::wording::order_help;
+use crate::wording::{
+    cross_process_summary, order_help, reverse_acquisition_help, CROSS_PROCESS_HELP,
+};
 
 /// A lock class as a hierarchy file names it.
 #[derive(Clone, Debug, Deserialize)]
@@ -425,13 +427,12 @@ fn report_of(merged: &Merged<'_>, cycle: &[(u64, u64)], pid: u32, detected_at_ms
             pid: process_pid,
         });
         if rank(a) > rank(b) {
-            let in_process = process_pid.map_or(String::new(), |p| format!(" of process {p}"));
-            reversals.push(format!(
-                "thread `{}`{in_process} takes {} while holding {} at {}: reverse this acquisition",
-                thread_label(e.thread_name.as_deref(), e.thread),
-                label(b),
-                label(a),
-                e.location
+            reversals.push(reverse_acquisition_help(
+                &thread_label(e.thread_name.as_deref(), e.thread),
+                process_pid,
+                &label(b),
+                &label(a),
+                &e.location,
             ));
         }
     }
@@ -448,19 +449,11 @@ fn report_of(merged: &Merged<'_>, cycle: &[(u64, u64)], pid: u32, detected_at_ms
     let mut path: Vec<String> = cycle.iter().map(|&(a, _)| label(a)).collect();
     path.extend(cycle.first().map(|&(a, _)| label(a)));
     let n = processes.len();
-    let summary = format!(
-        "lock order inversion: {} across {n} process{}",
-        path.join(" → "),
-        if n == 1 { "" } else { "es" }
-    );
+    let summary = cross_process_summary(&path, n);
     let labels: Vec<String> = order.iter().map(|&id| label(id)).collect();
     let mut help: Vec<String> = order_help(&labels).into_iter().collect();
     help.extend(reversals);
-    help.push(
-        "no single process took every edge of this cycle, so none reported it; a process that \
-         runs all of these paths can deadlock"
-            .to_owned(),
-    );
+    help.push(CROSS_PROCESS_HELP.to_owned());
     Report {
         schema: SCHEMA.to_owned(),
         kind: ReportKind::LockOrderInversion,

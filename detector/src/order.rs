@@ -323,6 +323,7 @@ impl OrderGraph {
             if let Some(e) = self.edge(a, b) {
                 help.push(reverse_acquisition_help(
                     &thread_label(e.thread_name.as_deref(), e.thread),
+                    None,
                     &label(b),
                     &label(a),
                     &e.location,

@@ -541,17 +541,34 @@ pub(crate) fn located(loc: &Location, label: &str) -> String {
     format!("{loc}: {label}")
 }
 
-/// The wording of an order edge's site in the help of an inversion, used by the order graph.
+/// The wording of an order edge's site in the help of an inversion, used by the order graph
+/// and by the cross-process merge (which names the thread's process).
 pub(crate) fn reverse_acquisition_help(
     thread: &str,
+    process: Option<u32>,
     taken: &str,
     held: &str,
     at: &Location,
 ) -> String {
+    let in_process = process.map_or(String::new(), |p| format!(" of process {p}"));
     format!(
-        "thread `{thread}` takes {taken} while holding {held} at {at}: reverse this acquisition"
+        "thread `{thread}`{in_process} takes {taken} while holding {held} at {at}: reverse this \
+         acquisition"
     )
 }
+
+/// The summary of an inversion found across processes; `path` already closes the cycle.
+pub(crate) fn cross_process_summary(path: &[String], processes: usize) -> String {
+    format!(
+        "lock order inversion: {} across {processes} process{}",
+        path.join(" → "),
+        if processes == 1 { "" } else { "es" }
+    )
+}
+
+/// Why nobody reported an inversion found across processes, and what it means.
+pub(crate) const CROSS_PROCESS_HELP: &str = "no single process took every edge of this cycle, \
+     so none reported it; a process that runs all of these paths can deadlock";
 
 /// The summary of a lock-order inversion: "lock order inversion: `A` → `B` → `A` across 2
 /// threads"; `path` already closes the cycle.
