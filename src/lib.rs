@@ -98,10 +98,7 @@ pub use lockwatch_detector as detector;
 ///
 /// Without feature `detect` nothing is tracked and this returns nothing.
 pub fn check() -> Vec<Report> {
-    #[cfg(feature = "detect")]
-    return rt::check();
-    #[cfg(not(feature = "detect"))]
-    Vec::new()
+    core::check()
 }
 
 /// Calls `handler` with every finding, after it is printed and before the policy applies (a
@@ -122,56 +119,55 @@ pub fn check() -> Vec<Report> {
 ///
 /// Without feature `detect` there are no findings and the handler is never called.
 pub fn set_handler(handler: impl Fn(&Report) + Send + Sync + 'static) {
-    #[cfg(feature = "detect")]
-    rt::set_handler(handler);
-    #[cfg(not(feature = "detect"))]
-    drop(handler);
+    core::set_handler(handler);
 }
 
-/// Introspection for tests and tools: sizes of the runtime's tables.
-#[cfg(feature = "detect")]
+/// Introspection for tests and tools: sizes of the runtime's tables (all empty without
+/// feature `detect`).
 #[doc(hidden)]
 pub mod introspect {
+    use crate::core::introspect as runtime;
+
     /// Threads the runtime currently knows to be alive.
     pub fn live_threads() -> usize {
-        crate::rt::live_thread_count()
+        runtime::live_threads()
     }
 
     /// Threads whose wait is registered in the wait-for graph.
     pub fn waiting_threads() -> usize {
-        crate::rt::waiting_thread_count()
+        runtime::waiting_threads()
     }
 
     /// (locks, edges) in the lock-order graph.
     pub fn order_graph_size() -> (usize, usize) {
-        crate::rt::order_graph_size()
+        runtime::order_graph_size()
     }
 
     /// (sources, edges) in the shared table of known ordering edges.
     pub fn known_edges_size() -> (usize, usize) {
-        crate::rt::known_edges_size()
+        runtime::known_edges_size()
     }
 
     /// How many waits on resources named `name` are registered in the live wait-for graph
     /// (waits that outlasted their quiet grace period).
     pub fn registered_waits_on(name: &str) -> usize {
-        crate::rt::registered_waits_on(name)
+        runtime::registered_waits_on(name)
     }
 
     /// Waits (up to `limit`) until every report found so far has been printed, written and
     /// given to the handler, which runs on lockwatch's own thread; whether it has.
     pub fn wait_for_reports(limit: std::time::Duration) -> bool {
-        crate::rt::wait_for_reports(std::time::Instant::now() + limit)
+        runtime::wait_for_reports(std::time::Instant::now() + limit)
     }
 
     /// Ordering edges that threads keep in their own buffers (edges into locks that were never
     /// a source; see the lock-order notes in the README): they follow the locks too.
     pub fn order_pending_size() -> usize {
-        crate::rt::order_pending_size()
+        runtime::order_pending_size()
     }
 
     /// Writes the lock-order graph to `LOCKWATCH_ORDER_GRAPH` now (it is also written at exit).
     pub fn write_order_graph() {
-        crate::rt::write_order_graph()
+        runtime::write_order_graph()
     }
 }

@@ -13,6 +13,7 @@
 //! assert_eq!(worker.join().unwrap(), 42);
 //! ```
 
+use crate::core::ThreadTracking;
 use crate::error::SyncError;
 use crate::raw::{Parked, RawEvent, Waiter};
 use std::io;
@@ -25,8 +26,7 @@ pub use std::thread::{current, panicking, park, sleep, yield_now, Thread, Thread
 /// Completion of a thread, signalled before its thread-locals are destroyed.
 struct Completion {
     done: RawEvent,
-    #[cfg(feature = "detect")]
-    tracking: Option<detect::Tracking>,
+    tracking: ThreadTracking,
 }
 
 impl Completion {
@@ -89,29 +89,21 @@ impl Builder {
         if let Some(size) = self.stack_size {
             std_builder = std_builder.stack_size(size);
         }
-        let _ = spawned_at;
         let completion = Arc::new(Completion {
             done: RawEvent::new(),
-            #[cfg(feature = "detect")]
-            tracking: detect::Tracking::new(self.name.as_deref(), spawned_at),
+            tracking: ThreadTracking::new(self.name.as_deref(), spawned_at),
         });
         let signal = SignalOnExit(completion.clone());
-        #[cfg(feature = "detect")]
-        let record = completion.tracking.as_ref().map(|t| t.record.clone());
+        let child = completion.tracking.child();
         // std's spawn can fail, and can panic (a name with a NUL byte): either way the
         // pre-registered thread never runs, and must not stay behind as one that could.
-        #[cfg(feature = "detect")]
-        let unstarted = detect::AbandonUnlessStarted(completion.tracking.as_ref());
+        let unstarted = completion.tracking.abandon_unless_started();
         let spawned = std_builder.spawn(move || {
-            #[cfg(feature = "detect")]
-            if let Some(record) = record {
-                crate::rt::adopt_thread(record);
-            }
+            child.adopt();
             let _signal = signal;
             f()
         });
         let inner = spawned?;
-        #[cfg(feature = "detect")]
         unstarted.started();
         Ok(JoinHandle { inner, completion })
     }
@@ -179,16 +171,14 @@ impl<T> JoinHandle<T> {
         if self.completion.is_done() {
             return true;
         }
-        #[cfg(feature = "detect")]
-        if let Some(tracking) = &self.completion.tracking {
-            if crate::config::enabled() {
-                if let Some(done) = detect::wait(&self.completion, tracking, deadline, site) {
-                    return done;
-                }
-            }
+        match self
+            .completion
+            .tracking
+            .join(&self.completion.done, deadline, site)
+        {
+            Some(done) => done,
+            None => self.completion.wait_until(deadline),
         }
-        let _ = site;
-        self.completion.wait_until(deadline)
     }
 }
 
@@ -197,75 +187,5 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
         f.debug_struct("JoinHandle")
             .field("thread", self.inner.thread())
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(feature = "detect")]
-mod detect {
-    use super::Completion;
-    use crate::rt::{self, ThreadRecord};
-    use std::panic::Location;
-    use std::sync::Arc;
-    use std::time::Instant;
-
-    /// The runtime's view of a spawned thread: its record and the resource a join waits on.
-    pub(super) struct Tracking {
-        pub(super) record: Arc<ThreadRecord>,
-        resource_id: u64,
-        spawned_at: &'static Location<'static>,
-    }
-
-    impl Tracking {
-        pub(super) fn new(
-            name: Option<&str>,
-            spawned_at: &'static Location<'static>,
-        ) -> Option<Tracking> {
-            if !crate::config::enabled() {
-                return None;
-            }
-            Some(Tracking {
-                record: rt::preregister_thread(name.map(Arc::from)),
-                resource_id: rt::next_resource_id(),
-                spawned_at,
-            })
-        }
-
-        /// The thread never started.
-        fn abandon(&self) {
-            rt::forget_thread(self.record.id);
-        }
-    }
-
-    /// Abandons a pre-registered thread when dropped, unless it was started: the spawn
-    /// returned an error or unwound.
-    pub(super) struct AbandonUnlessStarted<'a>(pub(super) Option<&'a Tracking>);
-
-    impl AbandonUnlessStarted<'_> {
-        pub(super) fn started(mut self) {
-            self.0 = None;
-        }
-    }
-
-    impl Drop for AbandonUnlessStarted<'_> {
-        fn drop(&mut self) {
-            if let Some(tracking) = self.0 {
-                tracking.abandon();
-            }
-        }
-    }
-
-    /// A tracked join. `None` if tracking is off.
-    pub(super) fn wait(
-        completion: &Completion,
-        tracking: &Tracking,
-        deadline: Option<Instant>,
-        site: &'static Location<'static>,
-    ) -> Option<bool> {
-        let joined = rt::Joined {
-            record: &tracking.record,
-            resource_id: tracking.resource_id,
-            spawned_at: tracking.spawned_at,
-        };
-        Some(rt::join_wait(&completion.done, &joined, deadline, site))
     }
 }

@@ -25,7 +25,7 @@ pub(crate) fn ensure_installed() {
 
 #[cfg(unix)]
 mod unix {
-    use super::super::{detect, graph, report};
+    use crate::rt::{detect, graph, report};
     use crate::config;
     use crate::diag::diag;
     use signal_hook::consts::SIGUSR1;
@@ -72,7 +72,7 @@ mod unix {
     /// process next, and a killed process never reaches the exit hook that writes it.
     fn write_dump() {
         write_threads();
-        super::super::write_order_graph();
+        crate::rt::write_order_graph();
     }
 
     fn write_threads() {

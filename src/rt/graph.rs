@@ -7,7 +7,7 @@
 
 use super::registry::{self, HeldCopy, ThreadRecord};
 use super::trace;
-use crate::core::{Kind, Op};
+use lockwatch_detector::{Op, ResourceKind as Kind};
 use backtrace::Backtrace;
 use lockwatch_detector::snapshot::{
     HoldSnap, Releasers, ResourceSnap, Snapshot, ThreadSnap, WaitSnap,
@@ -369,4 +369,24 @@ pub(crate) fn takes_verdicts(thread: u64, seq: u64) -> bool {
 pub(crate) fn owner_of_wait(thread: u64) -> Option<(u64, Option<&'static Location<'static>>)> {
     let graph = registry::runtime().graph.lock();
     graph.wait_of(thread).and_then(|w| w.probe.get().owner())
+}
+
+/// Wakes `thread`, in its wait `seq`, so that it takes the verdict just posted for it. A wait
+/// that has ended meanwhile, or that its resource cannot interrupt, is left alone.
+pub(crate) fn wake_for_verdict(thread: u64, seq: u64) {
+    let graph = registry::runtime().graph.lock();
+    if let Some(record) = graph.wait_of(thread).filter(|w| w.seq == seq) {
+        if record.takes_verdicts {
+            record.probe.get().interrupt(record.token);
+        }
+    }
+}
+
+/// How many registered waits are on resources named `name` (for tests).
+pub(crate) fn registered_waits_on(name: &str) -> usize {
+    let graph = registry::runtime().graph.lock();
+    graph
+        .waits()
+        .filter(|w| w.probe.get().name().as_deref() == Some(name))
+        .count()
 }

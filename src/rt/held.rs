@@ -8,7 +8,7 @@
 //! looks into it. Methods take plain data (ids, accesses, entries), never closures, do moves
 //! and comparisons only, and allocate or free only while the cell is closed.
 
-use crate::core::{Kind, Op};
+use lockwatch_detector::{Op, ResourceKind as Kind};
 use crate::primitive::cell::UnsafeCell;
 use crate::raw::Access;
 use std::panic::Location;

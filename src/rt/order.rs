@@ -47,7 +47,7 @@ use super::registry;
 use super::report::{self, Emitted};
 use super::{Held, Meta, ThreadCtx};
 use crate::config::{self, LockOrder};
-use crate::core::Kind;
+use lockwatch_detector::ResourceKind as Kind;
 use crate::raw::Access;
 use dashmap::DashMap;
 use lockwatch_detector::order::{

@@ -219,7 +219,7 @@ pub(crate) fn preregister_thread(name: Option<Arc<str>>) -> Arc<ThreadRecord> {
 pub(crate) fn adopt_thread(record: Arc<ThreadRecord>) {
     OWN_ID.with(|c| c.set(record.id));
     record.note_os_thread();
-    super::install_ctx(ThreadCtx::new(record));
+    super::local::install_ctx(ThreadCtx::new(record));
 }
 
 /// Thread-local destructor: the thread leaves the registry, keeping only what it leaked.
@@ -408,7 +408,7 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom {
     use super::*;
-    use crate::core::{Kind, Op};
+    use lockwatch_detector::{Op, ResourceKind as Kind};
     use crate::primitive::sync::atomic::AtomicBool;
     use crate::primitive::thread;
     use std::panic::Location;

@@ -361,7 +361,7 @@ fn post_verdict(report: Option<&Report>, (thread, seq): (u64, u64)) {
     if let Some(record) = record {
         record.post_verdict(seq, message);
     }
-    super::wake_for_verdict(thread, seq);
+    super::graph::wake_for_verdict(thread, seq);
     super::detect::verdict_posted(thread, seq);
 }
 

@@ -8,11 +8,13 @@
 //! backtrace if it lasts; it takes no verdict, since a panic from there would return to a
 //! guard that does not hold its mutex.
 
-use super::graph::Probe;
-use super::wait::{self, ResourceInfo, WaitSpec};
-use super::{resume_hold, suspend_hold, with_ctx, ThreadCtx};
-use crate::core::{Kind, LockCore, Op};
+use super::lock::{resume_hold, suspend_hold, wait_for_lock};
+use super::wait::{self, WaitSpec};
+use crate::config;
+use crate::core::condvar::wait_untracked;
+use crate::core::{CondvarCore, Kind, LockCore, Op};
 use crate::raw::{Access, CondWaiter, CvWake, RawCondvar, RawMutex};
+use crate::rt::{with_ctx, Probe, ResourceInfo, ThreadCtx};
 use lockwatch_detector::snapshot::Releasers;
 use std::panic::{AssertUnwindSafe, Location};
 use std::sync::Arc;
@@ -55,9 +57,26 @@ impl Probe for CondvarProbe<'_> {
     }
 }
 
+impl CondvarCore {
+    /// Waits with `mutex` held by the caller, which holds it again on return (and on unwind);
+    /// returns whether the deadline passed.
+    #[inline]
+    pub(crate) fn wait(
+        &self,
+        mutex: &LockCore<RawMutex>,
+        deadline: Option<Instant>,
+        site: &'static Location<'static>,
+    ) -> bool {
+        if config::tracking().is_some() {
+            return wait(&self.raw, &self.info, mutex, deadline, site);
+        }
+        wait_untracked(&self.raw, mutex.raw(), deadline)
+    }
+}
+
 /// Waits on `cv` with the mutex of `mutex` held by the caller; returns whether the deadline
 /// passed. The mutex is held again on return, and on unwind.
-pub(crate) fn wait(
+fn wait(
     cv: &RawCondvar,
     info: &ResourceInfo,
     mutex: &LockCore<RawMutex>,
@@ -67,7 +86,7 @@ pub(crate) fn wait(
     match with_ctx(|ctx| tracked(ctx, cv, info, mutex, deadline, site)) {
         Some(timed_out) => timed_out,
         // This thread's locals are gone (a wait in a thread-local destructor).
-        None => crate::core::condvar_wait_untracked(cv, mutex.raw(), deadline),
+        None => wait_untracked(cv, mutex.raw(), deadline),
     }
 }
 
@@ -80,7 +99,7 @@ fn tracked(
     site: &'static Location<'static>,
 ) -> bool {
     let started = Instant::now();
-    let suspended = suspend_hold(mutex.meta());
+    let suspended = suspend_hold(&mutex.meta);
     let waiter = CondWaiter::new(Some(ctx.record.verdict_flag()));
     cv.enter();
     let quiet_end = wait::quiet_until(started, deadline);
@@ -126,7 +145,7 @@ fn tracked(
     }));
     cv.leave();
     retake(ctx, mutex, site);
-    resume_hold(mutex.meta(), suspended, site);
+    resume_hold(&mutex.meta, suspended, site);
     match waited {
         Ok((woke, verdict)) => {
             if let Some(message) = verdict {
@@ -148,6 +167,6 @@ fn tracked(
 /// Takes the mutex back after a wait.
 fn retake(ctx: &ThreadCtx, mutex: &LockCore<RawMutex>, site: &'static Location<'static>) {
     if !mutex.raw().try_lock() {
-        super::wait_for_lock(mutex, ctx, Op::Lock, Access::Exclusive, None, site, false);
+        wait_for_lock(mutex, ctx, Op::Lock, Access::Exclusive, None, site, false);
     }
 }

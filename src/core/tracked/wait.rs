@@ -13,15 +13,14 @@
 //! under it (a verdict's wake-up), never the other way round: code inside `parking_lot_core`
 //! callbacks only touches atomics.
 
-use super::graph::{Probe, ProbePtr, WaitRecord};
-use super::registry::{self, HeldCopy};
-use super::{detect, ThreadCtx};
 use crate::config::{self, BacktraceMode};
-use crate::core::{Kind, Op};
+use crate::core::Op;
 use crate::raw::Waiter;
+use crate::rt::graph::{ProbePtr, WaitRecord};
+use crate::rt::registry::{self, HeldCopy};
+use crate::rt::{detect, order, report, trace, Probe, ThreadCtx};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a wait stays quiet before it registers in the global graph. Ordinary contention
@@ -115,11 +114,11 @@ pub(crate) fn registered<R>(
 
     let backtrace = match config::current().read().backtrace {
         BacktraceMode::Off => None,
-        _ => Some(super::trace::capture()),
+        _ => Some(trace::capture()),
     };
     ctx.collect_foreign_releases();
     if config::lock_order_enabled() {
-        super::report::guard_bookkeeping(|| super::order::publish_before_blocking(ctx));
+        report::guard_bookkeeping(|| order::publish_before_blocking(ctx));
     }
     let seq = NEXT_WAIT_SEQ.fetch_add(1, Ordering::Relaxed);
     let holds = ctx
@@ -155,77 +154,4 @@ pub(crate) fn registered<R>(
     let registration = Registration { ctx, seq, spec };
     registration.scan();
     body(&registration)
-}
-
-/// Wakes `thread`, in its wait `seq`, so that it takes the verdict just posted for it. A wait
-/// that has ended meanwhile, or that its resource cannot interrupt, is left alone.
-pub(crate) fn wake_for_verdict(thread: u64, seq: u64) {
-    let graph = registry::runtime().graph.lock();
-    if let Some(record) = graph.wait_of(thread).filter(|w| w.seq == seq) {
-        if record.takes_verdicts {
-            record.probe.get().interrupt(record.token);
-        }
-    }
-}
-
-/// How many registered waits are on resources named `name` (for tests).
-pub(crate) fn registered_waits_on(name: &str) -> usize {
-    let graph = registry::runtime().graph.lock();
-    graph
-        .waits()
-        .filter(|w| w.probe.get().name().as_deref() == Some(name))
-        .count()
-}
-
-/// What a resource that is not a lock (a Condvar; next, Events, Barriers, Conditions) knows
-/// about itself for reports. Creating one touches no global state: the id is assigned on its
-/// first registered wait.
-pub(crate) struct ResourceInfo {
-    id: AtomicU64,
-    kind: Kind,
-    name: Option<Arc<str>>,
-    created_at: &'static Location<'static>,
-}
-
-impl ResourceInfo {
-    pub(crate) const fn new(
-        kind: Kind,
-        name: Option<Arc<str>>,
-        created_at: &'static Location<'static>,
-    ) -> ResourceInfo {
-        ResourceInfo {
-            id: AtomicU64::new(0),
-            kind,
-            name,
-            created_at,
-        }
-    }
-
-    pub(crate) fn id(&self) -> u64 {
-        match self.id.load(Ordering::Relaxed) {
-            0 => {
-                let fresh = super::next_resource_id();
-                match self
-                    .id
-                    .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
-                {
-                    Ok(_) => fresh,
-                    Err(winner) => winner,
-                }
-            }
-            id => id,
-        }
-    }
-
-    pub(crate) fn kind(&self) -> Kind {
-        self.kind
-    }
-
-    pub(crate) fn name(&self) -> Option<Arc<str>> {
-        self.name.clone()
-    }
-
-    pub(crate) fn created_at(&self) -> &'static Location<'static> {
-        self.created_at
-    }
 }

@@ -1,0 +1,496 @@
+//! The tracked acquisition and release of every lock ([`LockCore`]'s methods with feature
+//! `detect`), and a Condvar wait's hand-back of its mutex's hold.
+
+use super::wait;
+use crate::config;
+use crate::core::{LockCore, Mode, Op};
+use crate::raw::{Access, Parked, RawLock, Waiter};
+use crate::rt::{
+    order, registry, report, trace, with_ctx, with_fast_ctx, Held, Meta, Probe, ThreadCtx,
+};
+use backtrace::Backtrace;
+use lockwatch_detector::snapshot::Releasers;
+use lockwatch_detector::ResourceKind as Kind;
+use std::panic::Location;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl<R: RawLock> LockCore<R> {
+    /// Acquires with `access`, blocking according to `mode`. Returns whether it got the lock.
+    ///
+    /// Inlined into every call site, like parking_lot's own fast path: what is left of it when
+    /// tracking is on is a few thread-local loads and stores; everything else is out of line.
+    #[inline(always)]
+    #[track_caller]
+    pub(crate) fn acquire(&self, op: Op, access: Access, mode: Mode) -> bool {
+        let site = Location::caller();
+        match config::tracking() {
+            Some(tracking) => acquire(self, tracking, op, access, mode, site),
+            None => self.acquire_untracked(access, mode),
+        }
+    }
+
+    /// Releases `access`.
+    ///
+    /// # Safety
+    /// The lock is held with this access (by this thread, or for an ownerless lock by anyone).
+    #[inline(always)]
+    pub(crate) unsafe fn release(&self, access: Access) {
+        on_release(&self.meta, access);
+        // SAFETY: the caller holds the lock with this access (function contract).
+        unsafe { self.raw.release(access) }
+    }
+
+    /// Records a reentrant re-acquisition (+1) or a partial release (-1) of a lock the current
+    /// thread already holds. Reentrant holds count once in the graphs.
+    #[inline]
+    pub(crate) fn note_reentry(&self, delta: i32) {
+        on_reentry(&self.meta, delta);
+    }
+}
+
+/// Whether a wait on this lock can never end because the current thread itself holds what it
+/// is waiting for: a Mutex or write lock taken twice, or a write lock under its own read.
+fn waits_on_itself(meta: &Meta, ctx: &ThreadCtx, access: Access) -> bool {
+    if meta.kind() == Kind::Lock {
+        // Another thread may release a Lock: a second acquire by its holder can be a signal.
+        return false;
+    }
+    if meta.owner() == ctx.id() {
+        return true;
+    }
+    let id = meta.id();
+    access == Access::Exclusive && ctx.held.contains(id)
+}
+
+/// The tracked acquisition path of every primitive, inlined into each call site: when the
+/// lock is free and the thread has nothing new to record, it takes the raw lock and pushes the
+/// hold. Anything else (a first use, a new ordering edge, contention, full backtraces) goes
+/// out of line.
+#[inline(always)]
+fn acquire<R: RawLock>(
+    core: &LockCore<R>,
+    tracking: config::Tracking,
+    op: Op,
+    access: Access,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    let meta = &core.meta;
+    with_fast_ctx(
+        #[inline(always)]
+        |ctx| {
+            let id = meta.id.load(Ordering::Relaxed);
+            let Some(ctx) = ctx else {
+                return acquire_slow(core, op, access, mode, site);
+            };
+            if id == 0 || tracking.full_backtraces() {
+                return acquire_slow(core, op, access, mode, site);
+            }
+            // Another thread's deferred ordering edges into this lock must reach the graph
+            // before this thread can hold it (see `order`).
+            let pending = meta.pending_owner.load(Ordering::Relaxed);
+            if pending != 0 && pending != ctx.id() {
+                return acquire_slow(core, op, access, mode, site);
+            }
+            // The fingerprint is zero exactly when nothing is held (see `note_ordering`).
+            let fingerprint = ctx.held_fingerprint.get();
+            if mode == Mode::Blocking
+                && fingerprint != 0
+                && tracking.lock_order()
+                && (ctx.record.has_mail() || !order::is_known(ctx, fingerprint, id))
+            {
+                return acquire_slow(core, op, access, mode, site);
+            }
+            if core.raw().try_acquire(access) {
+                record_hold(meta, ctx, id, op, access, site);
+                return true;
+            }
+            if mode == Mode::Try {
+                return false;
+            }
+            acquire_contended(core, ctx, op, access, mode, site)
+        },
+    )
+}
+
+/// The whole tracked acquisition, for whatever the inlined path leaves out.
+#[cold]
+#[inline(never)]
+fn acquire_slow<R: RawLock>(
+    core: &LockCore<R>,
+    op: Op,
+    access: Access,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    match with_ctx(|ctx| {
+        order::claim(&core.meta, ctx);
+        note_ordering(&core.meta, ctx, mode, site);
+        if core.raw().try_acquire(access) {
+            acquired(&core.meta, ctx, op, access, site);
+            return true;
+        }
+        mode != Mode::Try && acquire_contended(core, ctx, op, access, mode, site)
+    }) {
+        Some(got) => got,
+        None => core.acquire_untracked(access, mode),
+    }
+}
+
+/// Records the ordering edges of a blocking acquisition of `meta` before it can block.
+fn note_ordering(meta: &Meta, ctx: &ThreadCtx, mode: Mode, site: &'static Location<'static>) {
+    // The fingerprint is zero exactly when nothing is held (a non-empty set summing to zero
+    // is a 2^-64 event, and would only skip recording one ordering).
+    if mode == Mode::Blocking && ctx.held_fingerprint.get() != 0 && config::lock_order_enabled() {
+        // Ownerless locks another thread released are no longer held: not a source of edges.
+        ctx.collect_foreign_releases();
+        report::guard_bookkeeping(|| order::note_acquire(ctx, meta, site));
+    }
+}
+
+/// Retries `attempt` after pauses that double up to eight spin hints (`spins` rounds), then
+/// after yielding the processor (`yields` rounds).
+#[inline]
+fn retry(mut attempt: impl FnMut() -> bool, spins: u32, yields: u32) -> bool {
+    for round in 0..spins + yields {
+        if round < spins {
+            for _ in 0..(1u32 << round.min(3)) {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+        if attempt() {
+            return true;
+        }
+    }
+    false
+}
+
+/// A tracked acquisition whose first attempt failed: spin briefly, then wait.
+#[cold]
+#[inline(never)]
+fn acquire_contended<R: RawLock>(
+    core: &LockCore<R>,
+    ctx: &ThreadCtx,
+    op: Op,
+    access: Access,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    let deadline = match mode {
+        Mode::Until(deadline) => Some(deadline),
+        _ => None,
+    };
+    let got = wait_for_lock(core, ctx, op, access, deadline, site, true);
+    if got {
+        acquired(&core.meta, ctx, op, access, site);
+    }
+    got
+}
+
+/// Waits until `core` is acquired with `access` (true) or `deadline` passes (false), through
+/// both phases of the wait driver (see [`wait`]). Records nothing about the hold: the caller
+/// does. `interruptible`: the wait may take a verdict, which needs its caller to be able to
+/// unwind from here (a Condvar wait re-taking its mutex cannot: the guard it returns to would
+/// release a mutex it does not hold).
+pub(super) fn wait_for_lock<R: RawLock>(
+    core: &LockCore<R>,
+    ctx: &ThreadCtx,
+    op: Op,
+    access: Access,
+    deadline: Option<Instant>,
+    site: &'static Location<'static>,
+    interruptible: bool,
+) -> bool {
+    let meta = &core.meta;
+    let raw = core.raw();
+    // Most contention ends within a few spins; only then is the clock read.
+    if retry(|| raw.try_acquire(access), 4, 0) {
+        return true;
+    }
+    let started = Instant::now();
+    if !waits_on_itself(meta, ctx, access) {
+        let got = if raw.timed_attempt_is_visible(access) {
+            // A timed attempt that expires would show (an RwLock writer lets readers past):
+            // the quiet phase only spins, about as long as a short critical section.
+            retry(|| raw.try_acquire(access), 16, 48)
+        } else {
+            raw.acquire_as(
+                access,
+                Some(wait::quiet_until(started, deadline)),
+                Waiter::ANONYMOUS,
+            ) == Parked::Acquired
+        };
+        if got {
+            return true;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+    }
+    let probe = LockProbe { core, access };
+    let spec = wait::WaitSpec {
+        op,
+        site,
+        started,
+        deadline,
+        token: ctx.id() as usize,
+        interruptible: interruptible && raw.interruptible(),
+    };
+    wait::registered(ctx, &probe, &spec, |registration| loop {
+        let waiter = if spec.interruptible {
+            registration.waiter()
+        } else {
+            Waiter::ANONYMOUS
+        };
+        match raw.acquire_as(access, deadline, waiter) {
+            Parked::Acquired => return true,
+            Parked::TimedOut => return false,
+            // No verdict for this wait (a stale one was discarded): park again.
+            Parked::Interrupted => registration.take_verdict(),
+        }
+    })
+}
+
+/// What the wait-for graph may ask of a lock while a thread waits for it.
+pub(crate) struct LockProbe<'a, R> {
+    core: &'a LockCore<R>,
+    access: Access,
+}
+
+impl<R: RawLock> Probe for LockProbe<'_, R> {
+    fn resource_id(&self) -> u64 {
+        self.core.meta.id()
+    }
+
+    fn kind(&self) -> Kind {
+        self.core.meta.kind()
+    }
+
+    fn name(&self) -> Option<Arc<str>> {
+        self.core.meta.name().cloned()
+    }
+
+    fn created_at(&self) -> &'static Location<'static> {
+        self.core.meta.created_at()
+    }
+
+    fn releasers(&self) -> Releasers {
+        self.core.raw().releasers()
+    }
+
+    fn available(&self) -> bool {
+        let raw = self.core.raw();
+        raw.is_free_for(self.access) || raw.in_transit()
+    }
+
+    fn owner(&self) -> Option<(u64, Option<&'static Location<'static>>)> {
+        let meta = &self.core.meta;
+        match meta.owner() {
+            0 => None,
+            owner => Some((owner, meta.owner_site())),
+        }
+    }
+
+    fn interrupt(&self, token: usize) -> bool {
+        self.core.raw().interrupt(token)
+    }
+}
+
+/// Records a hold that began at `site`, with everything the settings ask for.
+fn acquired(
+    meta: &Meta,
+    ctx: &ThreadCtx,
+    op: Op,
+    access: Access,
+    site: &'static Location<'static>,
+) {
+    let id = meta.id();
+    if config::full_backtraces() {
+        ctx.has_acquired_at.set(true);
+        ctx.acquired_at.borrow_mut().push((id, trace::capture()));
+    }
+    record_hold(meta, ctx, id, op, access, site);
+}
+
+/// The part of recording a hold that every acquisition does: the owner and the site in the
+/// lock, the entry on the thread's stack.
+#[inline(always)]
+fn record_hold(
+    meta: &Meta,
+    ctx: &ThreadCtx,
+    id: u64,
+    op: Op,
+    access: Access,
+    site: &'static Location<'static>,
+) {
+    if access == Access::Exclusive {
+        meta.owner.store(ctx.id(), Ordering::Relaxed);
+        meta.site.store(
+            site as *const Location<'static> as *mut _,
+            Ordering::Relaxed,
+        );
+    }
+    ctx.held
+        .push_new(id, meta.kind(), op, site, meta.created_at());
+    ctx.note_entry(id);
+}
+
+/// Bookkeeping before the raw lock is released. Inlined: the common release is of the hold on
+/// top of this thread's stack, by the thread that took it.
+#[inline(always)]
+fn on_release(meta: &Meta, access: Access) {
+    let id = meta.id.load(Ordering::Relaxed);
+    if id == 0 {
+        // Never acquired with tracking on: nothing was recorded.
+        return;
+    }
+    let done = with_fast_ctx(
+        #[inline(always)]
+        |ctx| {
+            let Some(ctx) = ctx else { return false };
+            if ctx.has_acquired_at.get()
+                || (access == Access::Exclusive && meta.owner.load(Ordering::Relaxed) != ctx.id())
+            {
+                return false;
+            }
+            let Some(entry) = ctx.pop_held_if_top(id, access) else {
+                return false;
+            };
+            if access == Access::Exclusive {
+                meta.owner.store(0, Ordering::Relaxed);
+            }
+            if entry.in_order_graph {
+                meta.mark_in_order_graph();
+            }
+            true
+        },
+    );
+    if !done {
+        on_release_slow(meta, id, access);
+    }
+}
+
+/// Every other release: of a hold below the top, of a Lock by another thread, after the
+/// thread's state is gone.
+#[cold]
+#[inline(never)]
+fn on_release_slow(meta: &Meta, id: u64, access: Access) {
+    let acquirer = meta.owner.load(Ordering::Relaxed);
+    if access == Access::Exclusive {
+        meta.owner.store(0, Ordering::Relaxed);
+    }
+    let found = with_ctx(|ctx| {
+        if meta.kind() == Kind::Lock && acquirer != ctx.id() {
+            // A Lock released by a thread other than the one that acquired it (a signal): the
+            // entry to drop is the acquirer's, even if this thread holds a stale one itself.
+            return None;
+        }
+        ctx.remove_held(id, Some(access))
+            .map(|entry| entry.in_order_graph)
+    });
+    match found {
+        Some(Some(true)) => meta.mark_in_order_graph(),
+        Some(Some(false)) => {}
+        // Not in this thread's record: the acquirer's record, live or exited, must forget it.
+        // Its entry may have been a source of ordering edges: have the lock leave the order
+        // graph when dropped (harmless if it never entered it).
+        Some(None) => {
+            if acquirer != 0 && access == Access::Exclusive {
+                meta.mark_in_order_graph();
+                registry::send_foreign_release(acquirer, id);
+            }
+        }
+        // This thread's locals are gone (a guard dropped by a later thread-local destructor):
+        // its exited record, if it has one, must forget the hold.
+        None => {
+            let holder = if access == Access::Exclusive && acquirer != 0 {
+                acquirer
+            } else {
+                registry::own_id()
+            };
+            if holder != 0 {
+                registry::send_foreign_release(holder, id);
+            }
+        }
+    }
+}
+
+/// A reentrant re-acquisition (+1) or inner release (-1) by the owner.
+#[inline]
+fn on_reentry(meta: &Meta, delta: i32) {
+    let id = meta.id.load(Ordering::Relaxed);
+    if id == 0 {
+        return;
+    }
+    with_ctx(|ctx| {
+        ctx.held.adjust_count(id, delta);
+    });
+}
+
+/// A condition-variable wait releases the mutex: its hold leaves the thread's record until
+/// [`resume_hold`] puts it back.
+pub(crate) fn suspend_hold(meta: &Meta) -> Option<Suspended> {
+    let id = meta.id.load(Ordering::Relaxed);
+    if id == 0 {
+        return None;
+    }
+    meta.owner.store(0, Ordering::Relaxed);
+    with_ctx(|ctx| {
+        let acquired_at = ctx.acquired_at(id);
+        let held = ctx.remove_held(id, None)?;
+        // Like a release: a hold that was a source marks its lock as one (see `order`).
+        if held.in_order_graph {
+            meta.mark_in_order_graph();
+        }
+        Some(Suspended { held, acquired_at })
+    })
+    .flatten()
+}
+
+/// A hold taken off the thread's record for the length of a condition-variable wait.
+pub(crate) struct Suspended {
+    held: Held,
+    /// Where it was first acquired (`LOCKWATCH_BACKTRACE=full`), kept across the wait.
+    acquired_at: Option<Backtrace>,
+}
+
+/// The mutex was re-acquired at `site` after a condition-variable wait.
+pub(crate) fn resume_hold(
+    meta: &Meta,
+    suspended: Option<Suspended>,
+    site: &'static Location<'static>,
+) {
+    let Some(Suspended {
+        mut held,
+        acquired_at,
+    }) = suspended
+    else {
+        return;
+    };
+    with_ctx(|ctx| {
+        // Another thread may have deferred ordering edges into the mutex during the wait.
+        order::claim(meta, ctx);
+        if let Some(backtrace) = acquired_at {
+            ctx.has_acquired_at.set(true);
+            ctx.acquired_at.borrow_mut().push((held.id, backtrace));
+        }
+        meta.owner.store(ctx.id(), Ordering::Relaxed);
+        meta.site.store(
+            site as *const Location<'static> as *mut _,
+            Ordering::Relaxed,
+        );
+        held.site = site;
+        ctx.push_held(held);
+        // Taking the mutex back while holding locks acquired during the wait is an ordering
+        // like any other (M, then A, then wait: A is held when M is re-taken). Not while
+        // unwinding: a report must not turn one panic into two.
+        if config::lock_order_enabled() && !std::thread::panicking() && ctx.held.len() > 1 {
+            ctx.collect_foreign_releases();
+            report::guard_bookkeeping(|| order::note_acquire(ctx, meta, site));
+        }
+    });
+}

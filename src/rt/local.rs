@@ -1,0 +1,174 @@
+//! Each thread's own state ([`ThreadCtx`]): what it holds, its lock-order buffers, its record
+//! in the registry. Reached through a thread-local, never by another thread.
+
+use super::held::{mix, Held, HeldStack};
+use super::order;
+use super::registry::{self, ThreadRecord};
+use crate::raw::Access;
+use backtrace::Backtrace;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::sync::Arc;
+
+/// Per-thread state, reachable only from its own thread.
+pub(crate) struct ThreadCtx {
+    /// `record.id`, kept here so the fast path does not follow the `Arc` (only a nested blocking
+    /// acquisition does, to check for foreign releases).
+    id: u64,
+    pub(crate) record: Arc<ThreadRecord>,
+    pub(crate) held: HeldStack,
+    /// Fingerprint of the held set (see [`mix`]), the key of the lock-order edge cache.
+    pub(crate) held_fingerprint: Cell<u64>,
+    /// Where each held lock was acquired, with `LOCKWATCH_BACKTRACE=full` only: kept apart so
+    /// the common path moves small entries.
+    pub(crate) acquired_at: RefCell<Vec<(u64, Backtrace)>>,
+    /// Whether `acquired_at` was ever used: a thread-local check instead of the setting.
+    pub(crate) has_acquired_at: Cell<bool>,
+    pub(crate) order: order::ThreadOrder,
+}
+
+impl ThreadCtx {
+    pub(crate) fn new(record: Arc<ThreadRecord>) -> ThreadCtx {
+        ThreadCtx {
+            id: record.id,
+            record,
+            held: HeldStack::new(),
+            held_fingerprint: Cell::new(0),
+            acquired_at: RefCell::new(Vec::new()),
+            has_acquired_at: Cell::new(false),
+            order: order::ThreadOrder::new(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Drops entries for ownerless locks that other threads released on our behalf.
+    #[inline]
+    pub(crate) fn collect_foreign_releases(&self) {
+        if self.record.has_mail() {
+            self.take_mail();
+        }
+    }
+
+    #[cold]
+    fn take_mail(&self) {
+        for id in self.record.take_mail() {
+            self.remove_held(id, None);
+        }
+    }
+
+    pub(crate) fn remove_held(&self, id: u64, access: Option<Access>) -> Option<Held> {
+        let entry = self.held.remove_innermost(id, access)?;
+        self.forget_entry(&entry);
+        if self.has_acquired_at.get() {
+            let mut traces = self.acquired_at.borrow_mut();
+            if let Some(i) = traces.iter().rposition(|(t, _)| *t == entry.id) {
+                traces.remove(i);
+            }
+        }
+        Some(entry)
+    }
+
+    /// Pops the top entry if it is the hold of `id` with `access`: the release fast path,
+    /// which leaves the full-backtrace record to the slow path.
+    #[inline(always)]
+    pub(crate) fn pop_held_if_top(&self, id: u64, access: Access) -> Option<Held> {
+        let entry = self.held.pop_if_top(id, access)?;
+        self.forget_entry(&entry);
+        Some(entry)
+    }
+
+    #[inline(always)]
+    pub(crate) fn forget_entry(&self, entry: &Held) {
+        self.held_fingerprint
+            .set(self.held_fingerprint.get().wrapping_sub(mix(entry.id)));
+    }
+
+    pub(crate) fn push_held(&self, entry: Held) {
+        let id = entry.id;
+        self.held.push(entry);
+        self.note_entry(id);
+    }
+
+    /// Adds a pushed hold to the fingerprint, after the push: a lock taken by the allocator
+    /// while the stack grows must not be keyed under a set that includes this hold.
+    #[inline(always)]
+    pub(crate) fn note_entry(&self, id: u64) {
+        self.held_fingerprint
+            .set(self.held_fingerprint.get().wrapping_add(mix(id)));
+    }
+
+    /// Where the held lock `id` was acquired, if known (`LOCKWATCH_BACKTRACE=full`).
+    pub(crate) fn acquired_at(&self, id: u64) -> Option<Backtrace> {
+        self.acquired_at
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(t, _)| *t == id)
+            .map(|(_, bt)| bt.clone())
+    }
+}
+
+struct LocalSlot {
+    ctx: OnceCell<ThreadCtx>,
+}
+
+impl Drop for LocalSlot {
+    fn drop(&mut self) {
+        // From here on the fast path must not reach the context: it is being torn down.
+        CTX.with(|c| c.set(std::ptr::null()));
+        if let Some(ctx) = self.ctx.get() {
+            order::thread_exit(ctx);
+            registry::thread_exit(ctx);
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: LocalSlot = const { LocalSlot { ctx: OnceCell::new() } };
+    /// The address of `LOCAL`'s context once it exists, null before and during its teardown.
+    /// A thread-local without a destructor is one load away, where `LOCAL` costs a check of
+    /// its registration state and of the cell: this is what the fast path reads.
+    static CTX: Cell<*const ThreadCtx> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` with this thread's state, registering the thread on first use. `None` once the
+/// thread's locals are being destroyed: such late acquisitions go untracked.
+#[inline]
+pub(crate) fn with_ctx<T>(f: impl FnOnce(&ThreadCtx) -> T) -> Option<T> {
+    LOCAL
+        .try_with(|slot| {
+            let ctx = slot.ctx.get_or_init(registry::register_current);
+            CTX.with(|c| c.set(ctx));
+            f(ctx)
+        })
+        .ok()
+}
+
+/// Runs `f` with this thread's state if it already exists and is not being torn down: the
+/// fast path, which leaves registration to [`with_ctx`] on the slow path.
+#[inline(always)]
+pub(crate) fn with_fast_ctx<T>(f: impl FnOnce(Option<&ThreadCtx>) -> T) -> T {
+    let ptr = CTX.with(|c| c.get());
+    // SAFETY: `CTX` is non-null only while it points at this thread's context inside `LOCAL`,
+    // which stays in place until `LocalSlot::drop` nulls `CTX` before tearing it down. The
+    // reference cannot escape `f`, and `ThreadCtx` is only ever used by its own thread.
+    f(unsafe { ptr.as_ref() })
+}
+
+/// Runs `f` with this thread's state if it exists and is not being torn down, without
+/// registering the thread.
+pub(crate) fn with_current_ctx<T>(f: impl FnOnce(&ThreadCtx) -> T) -> Option<T> {
+    with_fast_ctx(|ctx| ctx.map(f))
+}
+
+/// Installs a context made by `thread::spawn` for the thread it starts.
+pub(crate) fn install_ctx(ctx: ThreadCtx) {
+    let _ = LOCAL.try_with(|slot| {
+        // A context already there (the closure touched a lock before this ran) cannot be;
+        // `spawn` installs it first.
+        let _ = slot.ctx.set(ctx);
+    });
+}

@@ -1,0 +1,235 @@
+//! What the runtime knows about each resource: [`Meta`] for a lock, [`ResourceInfo`] for a
+//! resource that is not one (a Condvar; next, Events, Barriers, Conditions), and the ids that
+//! name them in the graphs.
+
+use super::{order, registry, report};
+use lockwatch_detector::ResourceKind as Kind;
+use std::panic::Location;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+static NEXT_RESOURCE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh resource id. Ids are never reused (addresses are), so a per-thread cache of
+/// ordering edges can never go stale.
+pub(crate) fn next_resource_id() -> u64 {
+    NEXT_RESOURCE_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The lock has been the source of an ordering edge, or the target of one in the graph.
+const FLAG_IN_ORDER_GRAPH: u8 = 1;
+const FLAG_NAMED: u8 = 2;
+/// Another thread than its pending owner acquired it: edges into it always go to the graph
+/// (see `order`'s docs on deferred edges).
+const FLAG_NO_DEFER: u8 = 4;
+
+/// What a lock knows about itself. Creating and dropping a lock touches no global state: the id
+/// is assigned on first tracked use, and only locks that reached a global table leave it on drop.
+///
+/// `repr(C)` and the order of the fields are for contention: the fields every acquisition and
+/// release touches come last, so that they sit next to the raw lock that follows them in
+/// [`LockCore`] and next to the data after it. Spread over two cache lines they made two
+/// threads contending on one lock bounce both lines.
+#[repr(C)]
+pub(crate) struct Meta {
+    name: Option<Arc<str>>,
+    created_at: &'static Location<'static>,
+    kind: Kind,
+    pub(crate) flags: AtomicU8,
+    pub(crate) id: AtomicU64,
+    /// The thread whose buffer holds deferred ordering edges into this lock, or 0. Read by
+    /// every acquisition: another thread's acquisition publishes them first.
+    pub(crate) pending_owner: AtomicU64,
+    /// The runtime id of the thread holding it exclusively (for a Lock, the one that acquired
+    /// it), or 0.
+    pub(crate) owner: AtomicU64,
+    /// Where the current exclusive hold began.
+    pub(crate) site: AtomicPtr<Location<'static>>,
+}
+
+impl Meta {
+    /// An unnamed lock's metadata; `const` so primitives can be statics.
+    pub(crate) const fn new(kind: Kind, created_at: &'static Location<'static>) -> Meta {
+        Meta::with_name(kind, None, created_at)
+    }
+
+    /// A named lock's metadata.
+    pub(crate) fn named(
+        kind: Kind,
+        name: Arc<str>,
+        created_at: &'static Location<'static>,
+    ) -> Meta {
+        Meta::with_name(kind, Some(name), created_at)
+    }
+
+    const fn with_name(
+        kind: Kind,
+        name: Option<Arc<str>>,
+        created_at: &'static Location<'static>,
+    ) -> Meta {
+        Meta {
+            id: AtomicU64::new(0),
+            pending_owner: AtomicU64::new(0),
+            owner: AtomicU64::new(0),
+            site: AtomicPtr::new(std::ptr::null_mut()),
+            flags: AtomicU8::new(0),
+            kind,
+            created_at,
+            name,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        match self.id.load(Ordering::Relaxed) {
+            0 => self.assign_id(),
+            id => id,
+        }
+    }
+
+    #[cold]
+    fn assign_id(&self) -> u64 {
+        let fresh = next_resource_id();
+        match self
+            .id
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => {
+                if let Some(name) = &self.name {
+                    registry::runtime().names.insert(fresh, name.clone());
+                    self.flags.fetch_or(FLAG_NAMED, Ordering::Relaxed);
+                }
+                fresh
+            }
+            Err(winner) => winner,
+        }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub(crate) fn name(&self) -> Option<&Arc<str>> {
+        self.name.as_ref()
+    }
+
+    pub(crate) fn created_at(&self) -> &'static Location<'static> {
+        self.created_at
+    }
+
+    pub(crate) fn owner(&self) -> u64 {
+        self.owner.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn owner_site(&self) -> Option<&'static Location<'static>> {
+        let ptr = self.site.load(Ordering::Relaxed);
+        // SAFETY: `site` only ever holds null or a pointer made from a `&'static Location`.
+        unsafe { ptr.as_ref() }
+    }
+
+    pub(crate) fn mark_in_order_graph(&self) {
+        self.flags.fetch_or(FLAG_IN_ORDER_GRAPH, Ordering::Relaxed);
+    }
+
+    pub(crate) fn mark_no_defer(&self) {
+        self.flags.fetch_or(FLAG_NO_DEFER, Ordering::SeqCst);
+    }
+
+    /// Whether ordering edges into this lock may stay in a thread's buffer: it has never been
+    /// a source, nor been acquired by a thread other than its pending owner.
+    pub(crate) fn may_defer_into(&self) -> bool {
+        self.flags.load(Ordering::SeqCst) & (FLAG_IN_ORDER_GRAPH | FLAG_NO_DEFER) == 0
+    }
+}
+
+impl Drop for Meta {
+    fn drop(&mut self) {
+        let flags = *self.flags.get_mut();
+        let pending_owner = *self.pending_owner.get_mut();
+        if flags != 0 || pending_owner != 0 {
+            forget_lock(*self.id.get_mut(), flags, pending_owner);
+        }
+    }
+}
+
+#[cold]
+fn forget_lock(id: u64, flags: u8, pending_owner: u64) {
+    if flags & FLAG_NAMED != 0 {
+        registry::runtime().names.remove(&id);
+    }
+    // A panic in the lock-order bookkeeping never reaches the dropping code.
+    report::guard_bookkeeping(|| {
+        let mut in_graph = flags & (FLAG_IN_ORDER_GRAPH | FLAG_NO_DEFER) != 0;
+        if pending_owner != 0 && !order::forget_pending(id, pending_owner) {
+            in_graph = true;
+        }
+        if in_graph {
+            order::remove_lock(id, flags & FLAG_IN_ORDER_GRAPH != 0);
+        }
+    });
+}
+
+/// What a resource that is not a lock (a Condvar; next, Events, Barriers, Conditions) knows
+/// about itself for reports. Creating one touches no global state: the id is assigned on its
+/// first registered wait.
+pub(crate) struct ResourceInfo {
+    id: AtomicU64,
+    kind: Kind,
+    name: Option<Arc<str>>,
+    created_at: &'static Location<'static>,
+}
+
+impl ResourceInfo {
+    pub(crate) const fn new(kind: Kind, created_at: &'static Location<'static>) -> ResourceInfo {
+        ResourceInfo::with_name(kind, None, created_at)
+    }
+
+    pub(crate) fn named(
+        kind: Kind,
+        name: Arc<str>,
+        created_at: &'static Location<'static>,
+    ) -> ResourceInfo {
+        ResourceInfo::with_name(kind, Some(name), created_at)
+    }
+
+    const fn with_name(
+        kind: Kind,
+        name: Option<Arc<str>>,
+        created_at: &'static Location<'static>,
+    ) -> ResourceInfo {
+        ResourceInfo {
+            id: AtomicU64::new(0),
+            kind,
+            name,
+            created_at,
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        match self.id.load(Ordering::Relaxed) {
+            0 => {
+                let fresh = next_resource_id();
+                match self
+                    .id
+                    .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+                {
+                    Ok(_) => fresh,
+                    Err(winner) => winner,
+                }
+            }
+            id => id,
+        }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub(crate) fn name(&self) -> Option<Arc<str>> {
+        self.name.clone()
+    }
+
+    pub(crate) fn created_at(&self) -> &'static Location<'static> {
+        self.created_at
+    }
+}
