@@ -37,6 +37,7 @@
 use super::graph::{self, snapshot, ReportTraces};
 use super::registry;
 use super::report::{self, Draft, Emitted};
+use super::runtime::runtime;
 use crate::config;
 use crate::diag::diag;
 use lockwatch_detector::reduce::{self, Finding};
@@ -44,7 +45,6 @@ use lockwatch_detector::snapshot::{Snapshot, ThreadSnap};
 use lockwatch_detector::Report;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -192,18 +192,62 @@ impl Indexed {
     }
 }
 
-/// Findings already claimed (reported, or returned by `check`).
-static REPORTED: Mutex<Option<Reported>> = Mutex::new(None);
-/// Waits already reported as long.
-static LONG_REPORTED: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+/// Detection's state: claimed findings, the scanner's turn, scan requests, verdict windows, the watchdog.
+pub(crate) struct Detection {
+    /// Findings already claimed (reported, or returned by `check`).
+    reported: Mutex<Option<Reported>>,
+    /// Waits already reported as long.
+    long_reported: Mutex<Option<HashSet<u64>>>,
+    /// One scan at a time: the watchdog's, `check()`'s, and the reporter's last scan under
+    /// `abort`. Held for the whole scan, pause included.
+    scanner: Mutex<()>,
+    requests: Mutex<Requests>,
+    /// Wakes the watchdog for a request.
+    requested: Condvar,
+    /// Wakes threads waiting for a scan to be done.
+    scanned: Condvar,
+    verdicts: Mutex<Windows>,
+    verdict_posted: Condvar,
+    watchdog: Once,
+}
+
+impl Detection {
+    pub(crate) const fn new() -> Detection {
+        Detection {
+            reported: Mutex::new(None),
+            long_reported: Mutex::new(None),
+            scanner: Mutex::new(()),
+            requests: Mutex::new(Requests {
+                requested: 0,
+                done: 0,
+            }),
+            requested: Condvar::new(),
+            scanned: Condvar::new(),
+            verdicts: Mutex::new(Windows {
+                awaiting: Vec::new(),
+                promised: Vec::new(),
+            }),
+            verdict_posted: Condvar::new(),
+            watchdog: Once::new(),
+        }
+    }
+}
+
+fn detection() -> &'static Detection {
+    &runtime().detection
+}
 
 fn already_reported(key: &Identity) -> bool {
-    REPORTED.lock().as_ref().is_some_and(|r| r.contains(key))
+    detection()
+        .reported
+        .lock()
+        .as_ref()
+        .is_some_and(|r| r.contains(key))
 }
 
 /// Marks a finding claimed; false if it already was.
 fn claim(key: &Identity) -> bool {
-    let mut reported = REPORTED.lock();
+    let mut reported = detection().reported.lock();
     let reported = reported.get_or_insert_with(Reported::default);
     if reported.contains(key) {
         return false;
@@ -301,10 +345,6 @@ fn confirmed_findings() -> Option<Confirmation> {
     }
 }
 
-/// One scan at a time: the watchdog's, `check()`'s, and the reporter's last scan under
-/// `abort`. Held for the whole scan, pause included.
-static SCANNER: Mutex<()> = Mutex::new(());
-
 /// Scan requests: the `requested`-th request is served once `done >= requested`, by a scan
 /// that began after it was made.
 struct Requests {
@@ -312,23 +352,14 @@ struct Requests {
     done: u64,
 }
 
-static REQUESTS: Mutex<Requests> = Mutex::new(Requests {
-    requested: 0,
-    done: 0,
-});
-/// Wakes the watchdog for a request.
-static REQUESTED: Condvar = Condvar::new();
-/// Wakes threads waiting for a scan to be done.
-static SCANNED: Condvar = Condvar::new();
-
 /// Asks the watchdog for a scan now rather than at its next period; returns the request's
 /// number.
 fn request_scan() -> u64 {
-    let mut requests = REQUESTS.lock();
+    let mut requests = detection().requests.lock();
     requests.requested += 1;
     let number = requests.requested;
     drop(requests);
-    REQUESTED.notify_one();
+    detection().requested.notify_one();
     number
 }
 
@@ -348,12 +379,6 @@ struct Windows {
     promised: Vec<(u64, u64)>,
 }
 
-static VERDICTS: Mutex<Windows> = Mutex::new(Windows {
-    awaiting: Vec::new(),
-    promised: Vec::new(),
-});
-static VERDICT_POSTED: Condvar = Condvar::new();
-
 /// How long a wait in its window waits for the scan it asked for.
 const SCAN_BOUND: Duration = Duration::from_secs(2);
 /// How long it waits for a promised verdict: the report is built and the handler runs first.
@@ -372,7 +397,7 @@ pub(crate) fn scan_blocked(current: u64) {
     let window = if panic_policy() {
         match graph::current_wait(current) {
             Some((seq, false)) => {
-                VERDICTS.lock().awaiting.push((current, seq));
+                detection().verdicts.lock().awaiting.push((current, seq));
                 Some(seq)
             }
             _ => None,
@@ -397,9 +422,13 @@ pub(crate) fn scan_blocked(current: u64) {
 fn await_verdict(thread: u64, seq: u64, request: u64) -> Option<String> {
     let scanned_by = Instant::now() + SCAN_BOUND;
     {
-        let mut requests = REQUESTS.lock();
+        let mut requests = detection().requests.lock();
         while requests.done < request {
-            if SCANNED.wait_until(&mut requests, scanned_by).timed_out() {
+            if detection()
+                .scanned
+                .wait_until(&mut requests, scanned_by)
+                .timed_out()
+            {
                 break;
             }
         }
@@ -407,9 +436,10 @@ fn await_verdict(thread: u64, seq: u64, request: u64) -> Option<String> {
     let key = (thread, seq);
     let posted_by = Instant::now() + VERDICT_BOUND;
     {
-        let mut windows = VERDICTS.lock();
+        let mut windows = detection().verdicts.lock();
         while windows.promised.contains(&key) {
-            if VERDICT_POSTED
+            if detection()
+                .verdict_posted
                 .wait_until(&mut windows, posted_by)
                 .timed_out()
             {
@@ -421,14 +451,18 @@ fn await_verdict(thread: u64, seq: u64, request: u64) -> Option<String> {
         windows.awaiting.retain(|w| *w != key);
         windows.promised.retain(|w| *w != key);
     }
-    let record = registry::runtime().threads.get(&thread)?.clone();
+    let record = runtime().threads.get(&thread)?.clone();
     record.take_verdict(seq)
 }
 
 /// Called by the reporter once it has posted the verdict for `(thread, seq)`.
 pub(crate) fn verdict_posted(thread: u64, seq: u64) {
-    VERDICTS.lock().promised.retain(|w| *w != (thread, seq));
-    VERDICT_POSTED.notify_all();
+    detection()
+        .verdicts
+        .lock()
+        .promised
+        .retain(|w| *w != (thread, seq));
+    detection().verdict_posted.notify_all();
 }
 
 /// How old a wait that cannot take a verdict may be and still be left to the scan it asked
@@ -464,14 +498,14 @@ fn panic_target(found: &Indexed, finding: &Finding, windows: &Windows) -> Option
 
 /// Claims every confirmed finding not claimed before and hands it to the reporter.
 fn scan_and_report() {
-    let _scanner = SCANNER.lock();
+    let _scanner = detection().scanner.lock();
     let Some(found) = confirmed_findings() else {
         return;
     };
     let panic_policy = panic_policy();
     for Confirmed { finding, identity } in &found.findings {
         let verdict = if panic_policy {
-            let mut windows = VERDICTS.lock();
+            let mut windows = detection().verdicts.lock();
             let Some(target) = panic_target(&found.snapshot, finding, &windows) else {
                 continue;
             };
@@ -500,7 +534,7 @@ fn scan_and_report() {
 /// the reporter's last scan under `abort`. `None` if a scan did not finish within `wait` (the
 /// watchdog's scan in progress is the one to wait for; it may be the caller's own).
 fn claim_all(wait: Duration) -> Option<Vec<FindingDraft>> {
-    let _scanner = SCANNER.try_lock_for(wait)?;
+    let _scanner = detection().scanner.try_lock_for(wait)?;
     let Some(found) = confirmed_findings() else {
         return Some(Vec::new());
     };
@@ -530,11 +564,11 @@ fn check_long_waits() {
     let Some(threshold) = config::current().read().long_wait else {
         return;
     };
-    let _scanner = SCANNER.lock();
+    let _scanner = detection().scanner.lock();
     let threshold_ms = threshold.as_millis() as u64;
     let snapshot = snapshot();
     // Forget waits that have ended, so the table stays as small as the set of current waits.
-    if let Some(reported) = LONG_REPORTED.lock().as_mut() {
+    if let Some(reported) = detection().long_reported.lock().as_mut() {
         let current: HashSet<u64> = snapshot
             .threads
             .iter()
@@ -547,7 +581,8 @@ fn check_long_waits() {
         if wait.since_ms < threshold_ms {
             continue;
         }
-        if !LONG_REPORTED
+        if !detection()
+            .long_reported
             .lock()
             .get_or_insert_with(HashSet::new)
             .insert(wait.seq)
@@ -639,69 +674,28 @@ pub(crate) fn check() -> Vec<Report> {
 
 /// How many threads have a registered wait (for benchmarks that wait for them all).
 pub(crate) fn waiting_thread_count() -> usize {
-    registry::runtime().graph.lock().waiting_count()
+    runtime().graph.lock().waiting_count()
 }
 
-static WATCHDOG: Once = Once::new();
-
-/// Starts lockwatch's own threads, the watchdog, the reporter and the handler thread, on the
-/// first registered wait or the first report: a program that never waits never pays for them.
-///
-/// Returns once all count themselves as lockwatch's own. Until then the OS counts a thread
-/// lockwatch cannot place, which could end any wait on a `Lock` or a `Condvar`, so the first
-/// scan would put off such a report by a whole watchdog period. Each thread counts itself from
-/// inside, once the OS counts it, so the count of unknown threads is never underestimated.
+/// Starts lockwatch's own threads, the watchdog and the delivery threads (see
+/// [`report::ensure_started`]), on the first registered wait: a program that never waits never
+/// pays for them. Returns once they count as lockwatch's own (see
+/// [`registry::spawn_internal`]).
 pub(crate) fn ensure_watchdog() {
-    WATCHDOG.call_once(|| {
-        let (counted_tx, counted) = std::sync::mpsc::channel::<()>();
-        let mut started = 0;
-        // `ready` runs once the thread exists: from then on work is queued for it.
-        for (name, ready, main) in [
-            ("lockwatch-watchdog", (|| {}) as fn(), watchdog_main as fn()),
-            (
-                "lockwatch-reporter",
-                report::reporter_ready,
-                report::reporter_main,
-            ),
-            (
-                "lockwatch-handler",
-                report::handler_ready,
-                report::handler_main,
-            ),
-        ] {
-            let counted_tx = counted_tx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(name.into())
-                .spawn(move || {
-                    count_as_internal();
-                    let _ = counted_tx.send(());
-                    main();
-                });
-            match spawned {
-                Ok(_) => {
-                    ready();
-                    started += 1;
-                }
-                Err(e) => diag!("lockwatch: warning: could not start the {name} thread: {e}"),
-            }
-        }
-        // Bounded: a thread that cannot start in time only delays some reports.
-        let by = Instant::now() + Duration::from_secs(1);
-        for _ in 0..started {
-            let left = by.saturating_duration_since(Instant::now());
-            if counted.recv_timeout(left).is_err() {
-                break;
-            }
-        }
+    detection().watchdog.call_once(|| {
+        // What delivery needs of the scanner, handed over before any report can be made.
+        report::connect_scanner(report::ScannerHooks {
+            last_scan: || {
+                final_scan()
+                    .into_iter()
+                    .map(|draft| Draft::Later(Box::new(move || draft.build())))
+                    .collect()
+            },
+            verdict_posted,
+        });
+        report::ensure_started();
+        registry::spawn_internal(&[("lockwatch-watchdog", || {}, watchdog_main)]);
     });
-}
-
-/// Counts the calling thread as one of lockwatch's own.
-pub(crate) fn count_as_internal() {
-    registry::mark_internal();
-    registry::runtime()
-        .internal_threads
-        .fetch_add(1, Ordering::Relaxed);
 }
 
 fn watchdog_main() {
@@ -710,19 +704,19 @@ fn watchdog_main() {
         let serving = {
             // Sleeps one period, or less when a thread asks for a scan. Every request made
             // until the scan starts is served by it.
-            let mut requests = REQUESTS.lock();
+            let mut requests = detection().requests.lock();
             if requests.requested == requests.done {
-                REQUESTED.wait_for(&mut requests, period);
+                detection().requested.wait_for(&mut requests, period);
             }
             requests.requested
         };
-        if registry::runtime().graph.lock().waiting_count() > 0 {
+        if runtime().graph.lock().waiting_count() > 0 {
             // A bug in a scan must not end detection for the rest of the process.
             if std::panic::catch_unwind(scan_watchdog).is_err() {
                 diag!("lockwatch: error: a watchdog scan panicked; detection continues");
             }
         }
-        REQUESTS.lock().done = serving;
-        SCANNED.notify_all();
+        detection().requests.lock().done = serving;
+        detection().scanned.notify_all();
     }
 }

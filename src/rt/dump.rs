@@ -25,9 +25,9 @@ pub(crate) fn ensure_installed() {
 
 #[cfg(unix)]
 mod unix {
-    use crate::rt::{detect, graph, report};
     use crate::config;
     use crate::diag::diag;
+    use crate::rt::{detect, graph, report};
     use signal_hook::consts::SIGUSR1;
     use signal_hook::iterator::Signals;
     use std::time::Duration;
@@ -49,7 +49,7 @@ mod unix {
             .spawn(move || {
                 // Counted as lockwatch's own before anything else, as the watchdog is: an OS
                 // thread lockwatch cannot place would put off Lock and Condvar reports.
-                detect::count_as_internal();
+                crate::rt::registry::count_as_internal();
                 let _ = counted_tx.send(());
                 // Signals that came before this are queued in signal-hook's pipe.
                 for _ in signals.forever() {

@@ -6,13 +6,14 @@
 //! the registry, and any other holder is running, which is all the analysis needs to know.
 
 use super::registry::{self, HeldCopy, ThreadRecord};
+use super::runtime::runtime;
 use super::trace;
-use lockwatch_detector::{Op, ResourceKind as Kind};
 use backtrace::Backtrace;
 use lockwatch_detector::snapshot::{
     HoldSnap, Releasers, ResourceSnap, Snapshot, ThreadSnap, WaitSnap,
 };
 use lockwatch_detector::{Location as ReportLocation, ThreadState};
+use lockwatch_detector::{Op, ResourceKind as Kind};
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use std::collections::{HashMap, HashSet};
 use std::panic::Location;
@@ -177,7 +178,7 @@ fn held_resource(copy: &HeldCopy) -> ResourceSnap {
 
 /// Takes a consistent snapshot of every wait, every live thread and what exited threads left.
 pub(crate) fn snapshot() -> Snapshot {
-    let rt = registry::runtime();
+    let rt = runtime();
     // Counted before the graph is read: a thread that starts meanwhile is then counted as
     // unknown, which can only make the analysis more careful.
     // `internal` is read first: a helper thread that ends meanwhile is then still counted by the
@@ -301,7 +302,7 @@ struct ThreadTraces {
 /// every thread that starts or ends a wait needs the graph lock.
 pub(crate) fn collect_traces(snapshot: &Snapshot, threads: &[u64]) -> ReportTraces {
     let mut collected = Vec::with_capacity(threads.len());
-    let rt = registry::runtime();
+    let rt = runtime();
     let graph = rt.graph.lock();
     let exited = rt.exited.lock();
     for t in &snapshot.threads {
@@ -353,13 +354,13 @@ impl ReportTraces {
 
 /// The sequence number of `thread`'s registered wait and whether that wait takes verdicts.
 pub(crate) fn current_wait(thread: u64) -> Option<(u64, bool)> {
-    let graph = registry::runtime().graph.lock();
+    let graph = runtime().graph.lock();
     graph.wait_of(thread).map(|w| (w.seq, w.takes_verdicts))
 }
 
 /// Whether `thread`, in its wait `seq`, wakes between slices to take a verdict.
 pub(crate) fn takes_verdicts(thread: u64, seq: u64) -> bool {
-    let graph = registry::runtime().graph.lock();
+    let graph = runtime().graph.lock();
     graph
         .wait_of(thread)
         .is_some_and(|w| w.seq == seq && w.takes_verdicts)
@@ -367,14 +368,14 @@ pub(crate) fn takes_verdicts(thread: u64, seq: u64) -> bool {
 
 /// The exclusive holder of the resource `thread` waits for, for a long-wait report.
 pub(crate) fn owner_of_wait(thread: u64) -> Option<(u64, Option<&'static Location<'static>>)> {
-    let graph = registry::runtime().graph.lock();
+    let graph = runtime().graph.lock();
     graph.wait_of(thread).and_then(|w| w.probe.get().owner())
 }
 
 /// Wakes `thread`, in its wait `seq`, so that it takes the verdict just posted for it. A wait
 /// that has ended meanwhile, or that its resource cannot interrupt, is left alone.
 pub(crate) fn wake_for_verdict(thread: u64, seq: u64) {
-    let graph = registry::runtime().graph.lock();
+    let graph = runtime().graph.lock();
     if let Some(record) = graph.wait_of(thread).filter(|w| w.seq == seq) {
         if record.takes_verdicts {
             record.probe.get().interrupt(record.token);
@@ -384,7 +385,7 @@ pub(crate) fn wake_for_verdict(thread: u64, seq: u64) {
 
 /// How many registered waits are on resources named `name` (for tests).
 pub(crate) fn registered_waits_on(name: &str) -> usize {
-    let graph = registry::runtime().graph.lock();
+    let graph = runtime().graph.lock();
     graph
         .waits()
         .filter(|w| w.probe.get().name().as_deref() == Some(name))

@@ -8,9 +8,9 @@
 //! looks into it. Methods take plain data (ids, accesses, entries), never closures, do moves
 //! and comparisons only, and allocate or free only while the cell is closed.
 
-use lockwatch_detector::{Op, ResourceKind as Kind};
 use crate::primitive::cell::UnsafeCell;
 use crate::raw::Access;
+use lockwatch_detector::{Op, ResourceKind as Kind};
 use std::panic::Location;
 
 /// One lock the current thread holds.

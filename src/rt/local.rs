@@ -3,7 +3,9 @@
 
 use super::held::{mix, Held, HeldStack};
 use super::order;
-use super::registry::{self, ThreadRecord};
+use super::registry::{self, HeldCopy, ThreadRecord};
+use super::runtime::runtime;
+use super::{detect, dump};
 use crate::raw::Access;
 use backtrace::Backtrace;
 use std::cell::{Cell, OnceCell, RefCell};
@@ -100,6 +102,20 @@ impl ThreadCtx {
             .set(self.held_fingerprint.get().wrapping_add(mix(id)));
     }
 
+    /// Reads the thread's mail and copies what it holds, with where each hold was acquired
+    /// under `LOCKWATCH_BACKTRACE=full` (for a registered wait, or an exiting thread).
+    pub(crate) fn held_copies(&self) -> Vec<HeldCopy> {
+        self.collect_foreign_releases();
+        self.held
+            .to_vec()
+            .iter()
+            .map(|held| HeldCopy {
+                held: *held,
+                backtrace: self.acquired_at(held.id),
+            })
+            .collect()
+    }
+
     /// Where the held lock `id` was acquired, if known (`LOCKWATCH_BACKTRACE=full`).
     pub(crate) fn acquired_at(&self, id: u64) -> Option<Backtrace> {
         self.acquired_at
@@ -121,7 +137,7 @@ impl Drop for LocalSlot {
         CTX.with(|c| c.set(std::ptr::null()));
         if let Some(ctx) = self.ctx.get() {
             order::thread_exit(ctx);
-            registry::thread_exit(ctx);
+            thread_exit(ctx);
         }
     }
 }
@@ -140,7 +156,7 @@ thread_local! {
 pub(crate) fn with_ctx<T>(f: impl FnOnce(&ThreadCtx) -> T) -> Option<T> {
     LOCAL
         .try_with(|slot| {
-            let ctx = slot.ctx.get_or_init(registry::register_current);
+            let ctx = slot.ctx.get_or_init(register_current);
             CTX.with(|c| c.set(ctx));
             f(ctx)
         })
@@ -171,4 +187,148 @@ pub(crate) fn install_ctx(ctx: ThreadCtx) {
         // `spawn` installs it first.
         let _ = slot.ctx.set(ctx);
     });
+}
+
+/// Registers the current thread on its first tracked operation.
+fn register_current() -> ThreadCtx {
+    order::ensure_exit_hook();
+    let record = registry::register(std::thread::current().name().map(Arc::from), true);
+    registry::run_as(&record);
+    dump::ensure_installed();
+    ThreadCtx::new(record)
+}
+
+/// Registers a thread before it starts, so that a join on it is a wait on a known thread.
+pub(crate) fn preregister_thread(name: Option<Arc<str>>) -> Arc<ThreadRecord> {
+    order::ensure_exit_hook();
+    let record = registry::register(name, false);
+    dump::ensure_installed();
+    record
+}
+
+/// Called first thing on a thread started by `thread::spawn`.
+pub(crate) fn adopt_thread(record: Arc<ThreadRecord>) {
+    registry::run_as(&record);
+    install_ctx(ThreadCtx::new(record));
+}
+
+/// Thread-local destructor: the thread leaves the registry, keeping only what it leaked.
+fn thread_exit(ctx: &ThreadCtx) {
+    let rt = runtime();
+    registry::retire(
+        &ctx.record,
+        || ctx.held_copies(),
+        &rt.exited,
+        || {
+            rt.threads.remove(&ctx.id());
+        },
+    );
+    // The last thread that could have helped may be this one: have the graph checked now
+    // rather than at the next watchdog period.
+    if rt.graph.lock().waiting_count() > 0 {
+        detect::kick_watchdog();
+    }
+}
+
+/// Model checks of the foreign-release protocol (`--cfg loom`, see [`crate::primitive`]): a
+/// Lock the owner acquired is released by another thread while the owner reads its mail or
+/// exits. Whatever the interleaving, the hold is struck exactly once, from the owner's live
+/// stack or from what it leaked, and nothing else is.
+#[cfg(all(test, loom))]
+mod loom {
+    use super::*;
+    use crate::primitive::sync::atomic::AtomicBool;
+    use crate::primitive::thread;
+    use crate::rt::registry::{deliver_release, retire, ExitedTable, ThreadRecord};
+    use lockwatch_detector::{Op, ResourceKind as Kind};
+    use std::collections::HashMap;
+    use std::panic::Location;
+    use std::sync::atomic::Ordering;
+
+    const OWNER: u64 = 7;
+    /// The Lock another thread releases.
+    const SIGNAL: u64 = 1;
+    /// A lock the owner still holds when it exits.
+    const KEPT: u64 = 2;
+
+    fn hold(ctx: &ThreadCtx, id: u64) {
+        let here = Location::caller();
+        ctx.held.push_new(id, Kind::Lock, Op::Acquire, here, here);
+        ctx.note_entry(id);
+    }
+
+    fn leaked(exited: &ExitedTable) -> Option<Vec<u64>> {
+        let exited = exited.lock();
+        let gone = exited.get(&OWNER)?;
+        Some(gone.holds.iter().map(|h| h.held.id).collect())
+    }
+
+    /// The owner holds `holds`, then another thread releases SIGNAL: sends it the way
+    /// `send_foreign_release` does, finding the owner listed or not. Meanwhile the owner reads
+    /// its mail and exits. Returns what the owner leaked.
+    fn release_racing_with_exit(holds: &'static [u64]) -> Option<Vec<u64>> {
+        let exited = Arc::new(ExitedTable::new(HashMap::new()));
+        let record = Arc::new(ThreadRecord::new(OWNER, None));
+        // Stands for the owner's entry in the runtime's table of live threads.
+        let listed = Arc::new(AtomicBool::new(true));
+        listed.load(Ordering::Relaxed); // made here, before the threads (see `primitive`)
+        let ctx = ThreadCtx::new(record.clone());
+        for &id in holds {
+            hold(&ctx, id);
+        }
+        let releaser = {
+            let (exited, record, listed) = (exited.clone(), record.clone(), listed.clone());
+            thread::spawn(move || {
+                let found = listed.load(Ordering::Acquire).then_some(&*record);
+                deliver_release(found, &exited, OWNER, SIGNAL);
+            })
+        };
+        ctx.collect_foreign_releases();
+        retire(
+            &record,
+            || ctx.held_copies(),
+            &exited,
+            || listed.store(false, Ordering::Release),
+        );
+        releaser.join().unwrap();
+        leaked(&exited)
+    }
+
+    #[test]
+    fn a_foreign_release_racing_with_exit_leaves_only_the_kept_hold() {
+        ::loom::model(|| {
+            assert_eq!(release_racing_with_exit(&[SIGNAL, KEPT]), Some(vec![KEPT]));
+        });
+    }
+
+    #[test]
+    fn a_foreign_release_racing_with_exit_of_an_owner_holding_nothing_else_leaves_no_leak() {
+        ::loom::model(|| {
+            assert_eq!(release_racing_with_exit(&[SIGNAL]), None);
+        });
+    }
+
+    #[test]
+    fn a_foreign_release_racing_with_take_mail_reaches_the_owner_once_it_looks_again() {
+        ::loom::model(|| {
+            let record = Arc::new(ThreadRecord::new(OWNER, None));
+            let exited = Arc::new(ExitedTable::new(HashMap::new()));
+            let ctx = ThreadCtx::new(record.clone());
+            hold(&ctx, KEPT);
+            hold(&ctx, SIGNAL);
+            let releaser = {
+                let (exited, record) = (exited.clone(), record.clone());
+                thread::spawn(move || deliver_release(Some(&record), &exited, OWNER, SIGNAL))
+            };
+            ctx.collect_foreign_releases();
+            releaser.join().unwrap();
+            // The release happened before the join: the owner's next look must find it.
+            ctx.collect_foreign_releases();
+            let held: Vec<u64> = ctx.held.to_vec().iter().map(|h| h.id).collect();
+            assert_eq!(held, [KEPT]);
+            assert_eq!(ctx.held_fingerprint.get(), mix(KEPT));
+            assert!(!record.has_mail());
+            assert!(leaked(&exited).is_none());
+        });
+    }
 }

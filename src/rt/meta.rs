@@ -2,18 +2,17 @@
 //! resource that is not one (a Condvar; next, Events, Barriers, Conditions), and the ids that
 //! name them in the graphs.
 
-use super::{order, registry, report};
+use super::runtime::runtime;
+use super::{order, report};
 use lockwatch_detector::ResourceKind as Kind;
 use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
-static NEXT_RESOURCE_ID: AtomicU64 = AtomicU64::new(1);
-
 /// A fresh resource id. Ids are never reused (addresses are), so a per-thread cache of
 /// ordering edges can never go stale.
 pub(crate) fn next_resource_id() -> u64 {
-    NEXT_RESOURCE_ID.fetch_add(1, Ordering::Relaxed)
+    runtime().next_resource_id.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The lock has been the source of an ordering edge, or the target of one in the graph.
@@ -96,7 +95,7 @@ impl Meta {
         {
             Ok(_) => {
                 if let Some(name) = &self.name {
-                    registry::runtime().names.insert(fresh, name.clone());
+                    runtime().names.insert(fresh, name.clone());
                     self.flags.fetch_or(FLAG_NAMED, Ordering::Relaxed);
                 }
                 fresh
@@ -155,7 +154,7 @@ impl Drop for Meta {
 #[cold]
 fn forget_lock(id: u64, flags: u8, pending_owner: u64) {
     if flags & FLAG_NAMED != 0 {
-        registry::runtime().names.remove(&id);
+        runtime().names.remove(&id);
     }
     // A panic in the lock-order bookkeeping never reaches the dropping code.
     report::guard_bookkeeping(|| {
@@ -232,4 +231,9 @@ impl ResourceInfo {
     pub(crate) fn created_at(&self) -> &'static Location<'static> {
         self.created_at
     }
+}
+
+/// A fresh sequence number for a registered wait.
+pub(crate) fn next_wait_seq() -> u64 {
+    runtime().next_wait_seq.fetch_add(1, Ordering::Relaxed)
 }

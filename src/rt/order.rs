@@ -45,14 +45,15 @@
 
 use super::registry;
 use super::report::{self, Emitted};
+use super::runtime::runtime;
 use super::{Held, Meta, ThreadCtx};
 use crate::config::{self, LockOrder};
-use lockwatch_detector::ResourceKind as Kind;
 use crate::raw::Access;
 use dashmap::DashMap;
 use lockwatch_detector::order::{
     ClassRecording, Hierarchy, LockClass, LockInfo, OrderEdge, OrderGraph, Recorded,
 };
+use lockwatch_detector::ResourceKind as Kind;
 use lockwatch_detector::{CycleEdge, Report};
 use parking_lot::Mutex;
 use std::cell::{Cell, OnceCell, RefCell};
@@ -169,7 +170,7 @@ impl ThreadOrder {
     }
 }
 
-struct OrderState {
+pub(crate) struct OrderState {
     /// One node per live lock: what inversions are found on.
     graph: Mutex<OrderGraph>,
     /// The learned hierarchy, per lock class, while `LOCKWATCH_ORDER_GRAPH` is set.
@@ -192,10 +193,8 @@ struct Reported {
     occurrences: u64,
 }
 
-fn state() -> &'static OrderState {
-    static STATE: OnceLock<OrderState> = OnceLock::new();
-    STATE.get_or_init(|| {
-        ensure_exit_hook();
+impl OrderState {
+    pub(crate) fn new() -> OrderState {
         OrderState {
             graph: Mutex::new(OrderGraph::new()),
             hierarchy: Mutex::new(Hierarchy::new()),
@@ -204,7 +203,11 @@ fn state() -> &'static OrderState {
             buffers: Mutex::new(HashMap::new()),
             reported: Mutex::new(HashMap::new()),
         }
-    })
+    }
+}
+
+fn state() -> &'static OrderState {
+    &runtime().order
 }
 
 /// Whether this thread already recorded every edge of acquiring lock `to` under the held set
@@ -275,7 +278,7 @@ fn take_pending(buffer: &SharedBuffer, mut which: impl FnMut(&Pending) -> bool) 
 /// Puts deferred edges recorded by thread `thread` into the graph; returns the reports of the
 /// cycles they close.
 fn publish(thread: u64, pending: Vec<Pending>) -> Vec<Report> {
-    let thread_name = registry::runtime()
+    let thread_name = runtime()
         .threads
         .get(&thread)
         .and_then(|t| t.name.as_deref().map(str::to_owned));
@@ -679,7 +682,7 @@ fn emit_all(reports: Vec<Report>) {
         // The graph only knows who created each edge; a thread that has ended since is shown
         // as exited rather than running.
         for thread in &mut report.threads {
-            if !registry::runtime().threads.contains_key(&thread.id) {
+            if !runtime().threads.contains_key(&thread.id) {
                 thread.state = lockwatch_detector::ThreadState::Exited;
             }
         }

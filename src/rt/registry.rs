@@ -1,15 +1,15 @@
 //! The process-wide tables: live threads, what exited threads leaked, lock names.
 
-use super::graph::LiveGraph;
+use super::held::Held;
 use super::mail::Mailbox;
-use super::{Held, ThreadCtx};
+use super::runtime::runtime;
 use crate::primitive;
 use backtrace::Backtrace;
-use dashmap::DashMap;
+
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A thread as the runtime knows it, shared between the thread and the detector.
 pub(crate) struct ThreadRecord {
@@ -36,7 +36,7 @@ pub(crate) struct ThreadRecord {
 }
 
 impl ThreadRecord {
-    fn new(id: u64, name: Option<Arc<str>>) -> ThreadRecord {
+    pub(crate) fn new(id: u64, name: Option<Arc<str>>) -> ThreadRecord {
         let record = ThreadRecord {
             id,
             name,
@@ -129,50 +129,14 @@ pub(crate) struct HeldCopy {
     pub(crate) backtrace: Option<Backtrace>,
 }
 
-impl HeldCopy {
-    pub(crate) fn of(held: &Held, ctx: &ThreadCtx) -> HeldCopy {
-        HeldCopy {
-            held: *held,
-            backtrace: ctx.acquired_at(held.id),
-        }
-    }
-}
-
 /// What exited threads leaked, by thread id. On the [`primitive`] mutex: the loom tests drive
 /// the exit protocol on a table of their own.
 pub(crate) type ExitedTable = primitive::sync::Mutex<HashMap<u64, ExitedThread>>;
-
-pub(crate) struct Runtime {
-    pub(crate) threads: DashMap<u64, Arc<ThreadRecord>>,
-    pub(crate) exited: ExitedTable,
-    /// Names of named locks that have been used, by id, so a report can name a held lock
-    /// without touching the lock itself.
-    pub(crate) names: DashMap<u64, Arc<str>>,
-    pub(crate) graph: Mutex<LiveGraph>,
-    /// Threads lockwatch runs for itself (the watchdog), not counted as unknown threads.
-    pub(crate) internal_threads: AtomicUsize,
-}
-
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The name of lock `id`, if it is named and has been used: for a report that knows the lock
 /// only from a hold (the lock itself may be gone).
 pub(crate) fn lock_name(id: u64) -> Option<String> {
     runtime().names.get(&id).map(|n| n.value().to_string())
-}
-
-pub(crate) fn runtime() -> &'static Runtime {
-    RUNTIME.get_or_init(|| {
-        super::order::ensure_exit_hook();
-        Runtime {
-            threads: DashMap::new(),
-            exited: ExitedTable::new(HashMap::new()),
-            names: DashMap::new(),
-            graph: Mutex::new(LiveGraph::default()),
-            internal_threads: AtomicUsize::new(0),
-        }
-    })
 }
 
 thread_local! {
@@ -183,9 +147,52 @@ thread_local! {
     static OWN_ID: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Marks the current thread as one of lockwatch's own.
-pub(crate) fn mark_internal() {
+/// Counts the calling thread as one of lockwatch's own.
+pub(crate) fn count_as_internal() {
     INTERNAL.with(|i| i.set(true));
+    runtime().internal_threads.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One of lockwatch's own threads: `(name, ready, main)`.
+pub(crate) type InternalThread = (&'static str, fn(), fn());
+
+/// Starts lockwatch's own threads: `(name, ready, main)`, where `ready` runs (here) once the
+/// thread exists, and from then on work can be queued for it.
+///
+/// Returns once all count themselves as lockwatch's own. Until then the OS counts a thread
+/// lockwatch cannot place, which could end any wait on a `Lock` or a `Condvar`, so the first
+/// scan would put off such a report by a whole watchdog period. Each thread counts itself from
+/// inside, once the OS counts it, so the count of unknown threads is never underestimated.
+pub(crate) fn spawn_internal(threads: &[InternalThread]) {
+    let (counted_tx, counted) = std::sync::mpsc::channel::<()>();
+    let mut started = 0;
+    for &(name, ready, main) in threads {
+        let counted_tx = counted_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                count_as_internal();
+                let _ = counted_tx.send(());
+                main();
+            });
+        match spawned {
+            Ok(_) => {
+                ready();
+                started += 1;
+            }
+            Err(e) => {
+                crate::diag::diag!("lockwatch: warning: could not start the {name} thread: {e}")
+            }
+        }
+    }
+    // Bounded: a thread that cannot start in time only delays some reports.
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    for _ in 0..started {
+        let left = by.saturating_duration_since(std::time::Instant::now());
+        if counted.recv_timeout(left).is_err() {
+            break;
+        }
+    }
 }
 
 /// The runtime id this thread had, even after its context was destroyed (0 if it never had
@@ -194,65 +201,48 @@ pub(crate) fn own_id() -> u64 {
     OWN_ID.with(std::cell::Cell::get)
 }
 
-/// Registers the current thread on its first tracked operation.
-pub(crate) fn register_current() -> ThreadCtx {
-    let id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
-    OWN_ID.with(|c| c.set(id));
-    let name = std::thread::current().name().map(Arc::from);
+/// Lists a new thread, the current one (`os_thread`: its kernel id is recorded) or one about
+/// to be started.
+pub(crate) fn register(name: Option<Arc<str>>, os_thread: bool) -> Arc<ThreadRecord> {
+    let id = runtime().next_thread_id.fetch_add(1, Ordering::Relaxed);
     let record = Arc::new(ThreadRecord::new(id, name));
-    record.note_os_thread();
+    if os_thread {
+        record.note_os_thread();
+    }
     runtime().threads.insert(id, record.clone());
-    super::dump::ensure_installed();
-    ThreadCtx::new(record)
-}
-
-/// Registers a thread before it starts, so that a join on it is a wait on a known thread.
-pub(crate) fn preregister_thread(name: Option<Arc<str>>) -> Arc<ThreadRecord> {
-    let id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
-    let record = Arc::new(ThreadRecord::new(id, name));
-    runtime().threads.insert(id, record.clone());
-    super::dump::ensure_installed();
     record
 }
 
-/// Called first thing on a thread started by `thread::spawn`.
-pub(crate) fn adopt_thread(record: Arc<ThreadRecord>) {
+/// The calling thread runs as `record` (its own registration, or the one made for it before
+/// it started).
+pub(crate) fn run_as(record: &ThreadRecord) {
     OWN_ID.with(|c| c.set(record.id));
     record.note_os_thread();
-    super::local::install_ctx(ThreadCtx::new(record));
-}
-
-/// Thread-local destructor: the thread leaves the registry, keeping only what it leaked.
-pub(crate) fn thread_exit(ctx: &ThreadCtx) {
-    let rt = runtime();
-    retire(ctx, &rt.exited, || {
-        rt.threads.remove(&ctx.id());
-    });
-    // The last thread that could have helped may be this one: have the graph checked now
-    // rather than at the next watchdog period.
-    if rt.graph.lock().waiting_count() > 0 {
-        super::detect::kick_watchdog();
-    }
 }
 
 /// The part of a thread's exit that races with foreign releases (see [`super::mail`]): what
 /// the thread still holds moves to `exited`, then `unlist` takes it out of the live table,
 /// then its mailbox closes. Afterwards every hold it had is either in `exited` or released,
 /// whenever each foreign release ran.
-fn retire(ctx: &ThreadCtx, exited: &ExitedTable, unlist: impl FnOnce()) {
-    ctx.collect_foreign_releases();
-    let held = ctx.held.to_vec();
-    if !held.is_empty() {
-        let tid = ctx.record.os_tid.load(Ordering::Relaxed);
+///
+/// `holds` reads the mail the thread has and copies what it still holds.
+pub(crate) fn retire(
+    record: &Arc<ThreadRecord>,
+    holds: impl FnOnce() -> Vec<HeldCopy>,
+    exited: &ExitedTable,
+    unlist: impl FnOnce(),
+) {
+    let holds = holds();
+    if !holds.is_empty() {
+        let tid = record.os_tid.load(Ordering::Relaxed);
         if tid != 0 {
             let started = os_thread_start(tid).unwrap_or(0);
-            ctx.record.os_started.store(started, Ordering::Relaxed);
+            record.os_started.store(started, Ordering::Relaxed);
         }
-        let holds = held.iter().map(|h| HeldCopy::of(h, ctx)).collect();
         exited.lock().insert(
-            ctx.id(),
+            record.id,
             ExitedThread {
-                record: ctx.record.clone(),
+                record: record.clone(),
                 holds,
             },
         );
@@ -260,8 +250,8 @@ fn retire(ctx: &ThreadCtx, exited: &ExitedTable, unlist: impl FnOnce()) {
     unlist();
     // Releases posted since the copy above: struck from the exited record. Later ones are
     // refused by the closed mailbox and find that record themselves.
-    let late = ctx.record.mail.close();
-    strike(exited, ctx.id(), &late);
+    let late = record.mail.close();
+    strike(exited, record.id, &late);
 }
 
 /// Tells thread `acquirer` that a Lock it acquired was released by someone else.
@@ -274,7 +264,7 @@ pub(crate) fn send_foreign_release(acquirer: u64, lock_id: u64) {
 
 /// Strikes the hold of `lock_id` from thread `acquirer`'s record: through its mailbox while it
 /// runs (`record`, if it is still listed), else from what it leaked in `exited`.
-fn deliver_release(
+pub(crate) fn deliver_release(
     record: Option<&ThreadRecord>,
     exited: &ExitedTable,
     acquirer: u64,
@@ -398,100 +388,5 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "still listed");
             std::thread::yield_now();
         }
-    }
-}
-
-/// Model checks of the foreign-release protocol (`--cfg loom`, see [`crate::primitive`]): a
-/// Lock the owner acquired is released by another thread while the owner reads its mail or
-/// exits. Whatever the interleaving, the hold is struck exactly once, from the owner's live
-/// stack or from what it leaked, and nothing else is.
-#[cfg(all(test, loom))]
-mod loom {
-    use super::*;
-    use lockwatch_detector::{Op, ResourceKind as Kind};
-    use crate::primitive::sync::atomic::AtomicBool;
-    use crate::primitive::thread;
-    use std::panic::Location;
-
-    const OWNER: u64 = 7;
-    /// The Lock another thread releases.
-    const SIGNAL: u64 = 1;
-    /// A lock the owner still holds when it exits.
-    const KEPT: u64 = 2;
-
-    fn hold(ctx: &ThreadCtx, id: u64) {
-        let here = Location::caller();
-        ctx.held.push_new(id, Kind::Lock, Op::Acquire, here, here);
-        ctx.note_entry(id);
-    }
-
-    fn leaked(exited: &ExitedTable) -> Option<Vec<u64>> {
-        let exited = exited.lock();
-        let gone = exited.get(&OWNER)?;
-        Some(gone.holds.iter().map(|h| h.held.id).collect())
-    }
-
-    /// The owner holds `holds`, then another thread releases SIGNAL: sends it the way
-    /// `send_foreign_release` does, finding the owner listed or not. Meanwhile the owner reads
-    /// its mail and exits. Returns what the owner leaked.
-    fn release_racing_with_exit(holds: &'static [u64]) -> Option<Vec<u64>> {
-        let exited = Arc::new(ExitedTable::new(HashMap::new()));
-        let record = Arc::new(ThreadRecord::new(OWNER, None));
-        // Stands for the owner's entry in the runtime's table of live threads.
-        let listed = Arc::new(AtomicBool::new(true));
-        listed.load(Ordering::Relaxed); // made here, before the threads (see `primitive`)
-        let ctx = ThreadCtx::new(record.clone());
-        for &id in holds {
-            hold(&ctx, id);
-        }
-        let releaser = {
-            let (exited, record, listed) = (exited.clone(), record.clone(), listed.clone());
-            thread::spawn(move || {
-                let found = listed.load(Ordering::Acquire).then_some(&*record);
-                deliver_release(found, &exited, OWNER, SIGNAL);
-            })
-        };
-        ctx.collect_foreign_releases();
-        retire(&ctx, &exited, || listed.store(false, Ordering::Release));
-        releaser.join().unwrap();
-        leaked(&exited)
-    }
-
-    #[test]
-    fn a_foreign_release_racing_with_exit_leaves_only_the_kept_hold() {
-        ::loom::model(|| {
-            assert_eq!(release_racing_with_exit(&[SIGNAL, KEPT]), Some(vec![KEPT]));
-        });
-    }
-
-    #[test]
-    fn a_foreign_release_racing_with_exit_of_an_owner_holding_nothing_else_leaves_no_leak() {
-        ::loom::model(|| {
-            assert_eq!(release_racing_with_exit(&[SIGNAL]), None);
-        });
-    }
-
-    #[test]
-    fn a_foreign_release_racing_with_take_mail_reaches_the_owner_once_it_looks_again() {
-        ::loom::model(|| {
-            let record = Arc::new(ThreadRecord::new(OWNER, None));
-            let exited = Arc::new(ExitedTable::new(HashMap::new()));
-            let ctx = ThreadCtx::new(record.clone());
-            hold(&ctx, KEPT);
-            hold(&ctx, SIGNAL);
-            let releaser = {
-                let (exited, record) = (exited.clone(), record.clone());
-                thread::spawn(move || deliver_release(Some(&record), &exited, OWNER, SIGNAL))
-            };
-            ctx.collect_foreign_releases();
-            releaser.join().unwrap();
-            // The release happened before the join: the owner's next look must find it.
-            ctx.collect_foreign_releases();
-            let held: Vec<u64> = ctx.held.to_vec().iter().map(|h| h.id).collect();
-            assert_eq!(held, [KEPT]);
-            assert_eq!(ctx.held_fingerprint.get(), super::super::mix(KEPT));
-            assert!(!record.has_mail());
-            assert!(leaked(&exited).is_none());
-        });
     }
 }

@@ -9,7 +9,7 @@
 //! its wait is one more wait in the graph, and reports are still printed, written and acted on
 //! (a verdict waits [`VERDICT_HANDLER_BOUND`] for the handler, an `abort` [`HANDLER_BOUND`]).
 
-use super::registry;
+use super::runtime::runtime;
 use crate::config::{self, Config, Format, OnDeadlock};
 use crate::diag::{diag, write_stderr};
 use lockwatch_detector::render::{self, TextRenderer};
@@ -29,15 +29,68 @@ pub(crate) const ABORT_STATUS: i32 = 86;
 
 type Handler = Arc<dyn Fn(&Report) + Send + Sync>;
 
-static HANDLER: RwLock<Option<Handler>> = RwLock::new(None);
-static REPORT_SEQ: AtomicU64 = AtomicU64::new(1);
-/// Held while a report goes to stderr and to its file: two reports never interleave, and the
-/// process does not end half-way through a file (see [`finish_at_exit`]).
-static OUTPUT: Mutex<()> = Mutex::new(());
+/// Delivery's state: the handler, the reporter's queue, the handler's queue.
+pub(crate) struct Delivery {
+    /// The scanner, once it runs.
+    scanner: std::sync::OnceLock<ScannerHooks>,
+    /// The delivery threads are started.
+    started: std::sync::Once,
+    handler: RwLock<Option<Handler>>,
+    report_seq: AtomicU64,
+    /// Held while a report goes to stderr and to its file: two reports never interleave, and the
+    /// process does not end half-way through a file (see [`finish_at_exit`]).
+    output: Mutex<()>,
+    queue: Mutex<Queue>,
+    /// Wakes the reporter for a job.
+    queued: Condvar,
+    /// Signalled when the queue is empty and the reporter idle.
+    idle: Condvar,
+    /// The reporter thread runs: jobs are queued for it (else delivered where they arise).
+    reporter_running: AtomicBool,
+    /// lockwatch is ending the process (policy `abort`): its reports are out.
+    exiting: AtomicBool,
+    handling: Mutex<Handling>,
+    to_handle: Condvar,
+    handled: Condvar,
+    /// The handler thread runs (else the reporter calls the handler itself).
+    handler_running: AtomicBool,
+}
+
+impl Delivery {
+    pub(crate) const fn new() -> Delivery {
+        Delivery {
+            scanner: std::sync::OnceLock::new(),
+            started: std::sync::Once::new(),
+            handler: RwLock::new(None),
+            report_seq: AtomicU64::new(1),
+            output: Mutex::new(()),
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                busy: false,
+            }),
+            queued: Condvar::new(),
+            idle: Condvar::new(),
+            reporter_running: AtomicBool::new(false),
+            exiting: AtomicBool::new(false),
+            handling: Mutex::new(Handling {
+                reports: VecDeque::new(),
+                given: 0,
+                handled: 0,
+            }),
+            to_handle: Condvar::new(),
+            handled: Condvar::new(),
+            handler_running: AtomicBool::new(false),
+        }
+    }
+}
+
+fn delivery() -> &'static Delivery {
+    &runtime().delivery
+}
 
 pub(crate) fn set_handler(handler: impl Fn(&Report) + Send + Sync + 'static) {
     // The old handler is dropped after the lock is released: its destructor may do anything.
-    let old = HANDLER.write().replace(Arc::new(handler));
+    let old = delivery().handler.write().replace(Arc::new(handler));
     drop(old);
 }
 
@@ -120,19 +173,6 @@ struct Queue {
     busy: bool,
 }
 
-static QUEUE: Mutex<Queue> = Mutex::new(Queue {
-    jobs: VecDeque::new(),
-    busy: false,
-});
-/// Wakes the reporter for a job.
-static QUEUED: Condvar = Condvar::new();
-/// Signalled when the queue is empty and the reporter idle.
-static IDLE: Condvar = Condvar::new();
-/// The reporter thread runs: jobs are queued for it (else delivered where they arise).
-static REPORTER_RUNNING: AtomicBool = AtomicBool::new(false);
-/// lockwatch is ending the process (policy `abort`): its reports are out.
-static EXITING: AtomicBool = AtomicBool::new(false);
-
 thread_local! {
     /// Set on the reporter and the handler thread.
     static ON_DELIVERY_THREAD: Cell<bool> = const { Cell::new(false) };
@@ -162,14 +202,14 @@ pub(crate) fn submit(draft: Draft, how: Emitted) {
 }
 
 fn submit_job(job: Job) {
-    super::detect::ensure_watchdog();
-    if !REPORTER_RUNNING.load(Ordering::Acquire) {
+    ensure_started();
+    if !delivery().reporter_running.load(Ordering::Acquire) {
         // The reporter could not start: better here than never.
         deliver(job);
         return;
     }
-    QUEUE.lock().jobs.push_back(job);
-    QUEUED.notify_one();
+    delivery().queue.lock().jobs.push_back(job);
+    delivery().queued.notify_one();
 }
 
 /// A report the lock-order code found on the calling thread. A warning goes on at once (a
@@ -216,14 +256,14 @@ pub(crate) fn emit(report: Report, how: Emitted, on_written: Option<OnWritten>) 
 /// handler, or until `by`; whether it was. For tests, which look at what the handler got.
 pub(crate) fn wait_for_reports(by: Instant) -> bool {
     {
-        let mut queue = QUEUE.lock();
+        let mut queue = delivery().queue.lock();
         while queue.busy || !queue.jobs.is_empty() {
-            if IDLE.wait_until(&mut queue, by).timed_out() {
+            if delivery().idle.wait_until(&mut queue, by).timed_out() {
                 return false;
             }
         }
     }
-    let given = HANDLING.lock().given;
+    let given = delivery().handling.lock().given;
     wait_handled(given, by)
 }
 
@@ -246,33 +286,57 @@ pub(crate) fn guard_bookkeeping(f: impl FnOnce()) {
 }
 
 /// The reporter thread exists: jobs are queued for it from now on.
-pub(crate) fn reporter_ready() {
+/// What delivery needs of the scanner (`detect`), which sits above it: a last scan before the
+/// exit of policy `abort`, and a word when a verdict is posted to a waiter.
+pub(crate) struct ScannerHooks {
+    /// Claims every finding that exists now.
+    pub(crate) last_scan: fn() -> Vec<Draft>,
+    /// The verdict for `(thread, wait seq)` is posted.
+    pub(crate) verdict_posted: fn(u64, u64),
+}
+
+/// Connects the scanner, once: before it, there is no scan to run and no verdict to post.
+pub(crate) fn connect_scanner(hooks: ScannerHooks) {
+    let _ = delivery().scanner.set(hooks);
+}
+
+/// Starts the reporter and the handler thread, on the first report or registered wait.
+pub(crate) fn ensure_started() {
+    delivery().started.call_once(|| {
+        super::registry::spawn_internal(&[
+            ("lockwatch-reporter", reporter_ready, reporter_main),
+            ("lockwatch-handler", handler_ready, handler_main),
+        ]);
+    });
+}
+
+fn reporter_ready() {
     install_exit_hook();
-    REPORTER_RUNNING.store(true, Ordering::Release);
+    delivery().reporter_running.store(true, Ordering::Release);
 }
 
 /// The handler thread exists: reports are queued for it from now on.
-pub(crate) fn handler_ready() {
-    HANDLER_RUNNING.store(true, Ordering::Release);
+fn handler_ready() {
+    delivery().handler_running.store(true, Ordering::Release);
 }
 
 /// The reporter thread: delivers jobs in order, for the rest of the process.
-pub(crate) fn reporter_main() {
+fn reporter_main() {
     ON_DELIVERY_THREAD.with(|r| r.set(true));
     // Loading debug info takes a while the first time: do it now, before the first report
     // needs it (jobs queue up meanwhile).
     let _ = std::panic::catch_unwind(super::trace::warm_up);
     loop {
         let job = {
-            let mut queue = QUEUE.lock();
+            let mut queue = delivery().queue.lock();
             loop {
                 if let Some(job) = queue.jobs.pop_front() {
                     queue.busy = true;
                     break job;
                 }
                 queue.busy = false;
-                IDLE.notify_all();
-                QUEUED.wait(&mut queue);
+                delivery().idle.notify_all();
+                delivery().queued.wait(&mut queue);
             }
         };
         deliver(job);
@@ -357,16 +421,18 @@ fn post_verdict(report: Option<&Report>, (thread, seq): (u64, u64)) {
         }
         None => "deadlock detected (lockwatch could not build the report)".to_owned(),
     };
-    let record = registry::runtime().threads.get(&thread).map(|r| r.clone());
+    let record = runtime().threads.get(&thread).map(|r| r.clone());
     if let Some(record) = record {
         record.post_verdict(seq, message);
     }
     super::graph::wake_for_verdict(thread, seq);
-    super::detect::verdict_posted(thread, seq);
+    if let Some(scanner) = delivery().scanner.get() {
+        (scanner.verdict_posted)(thread, seq);
+    }
 }
 
 fn call_handler(report: &Report) {
-    let handler = HANDLER.read().clone();
+    let handler = delivery().handler.read().clone();
     if let Some(handler) = handler {
         // A panicking handler must not take its thread with it.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| handler(report)));
@@ -382,41 +448,31 @@ struct Handling {
     handled: u64,
 }
 
-static HANDLING: Mutex<Handling> = Mutex::new(Handling {
-    reports: VecDeque::new(),
-    given: 0,
-    handled: 0,
-});
-static TO_HANDLE: Condvar = Condvar::new();
-static HANDLED: Condvar = Condvar::new();
-/// The handler thread runs (else the reporter calls the handler itself).
-static HANDLER_RUNNING: AtomicBool = AtomicBool::new(false);
-
 /// Queues `report` for the user's handler; returns its ticket for [`wait_handled`]. `delivered`
 /// is set once the handler returned.
 fn hand_to_handler(report: Arc<Report>, delivered: Option<Arc<Delivered>>) -> u64 {
-    if !HANDLER_RUNNING.load(Ordering::Acquire) {
+    if !delivery().handler_running.load(Ordering::Acquire) {
         call_handler(&report);
         if let Some(delivered) = delivered {
             delivered.set();
         }
         return 0;
     }
-    let mut handling = HANDLING.lock();
+    let mut handling = delivery().handling.lock();
     handling.given += 1;
     let ticket = handling.given;
     handling.reports.push_back((report, delivered));
     drop(handling);
-    TO_HANDLE.notify_one();
+    delivery().to_handle.notify_one();
     ticket
 }
 
 /// Waits until the report with `ticket` and all before it have been through the handler, or
 /// until `by`; whether they have.
 fn wait_handled(ticket: u64, by: Instant) -> bool {
-    let mut handling = HANDLING.lock();
+    let mut handling = delivery().handling.lock();
     while handling.handled < ticket {
-        if HANDLED.wait_until(&mut handling, by).timed_out() {
+        if delivery().handled.wait_until(&mut handling, by).timed_out() {
             break;
         }
     }
@@ -424,24 +480,24 @@ fn wait_handled(ticket: u64, by: Instant) -> bool {
 }
 
 /// The handler thread: calls the user's handler with each report, in order.
-pub(crate) fn handler_main() {
+fn handler_main() {
     ON_DELIVERY_THREAD.with(|r| r.set(true));
     loop {
         let (report, delivered) = {
-            let mut handling = HANDLING.lock();
+            let mut handling = delivery().handling.lock();
             loop {
                 if let Some(next) = handling.reports.pop_front() {
                     break next;
                 }
-                TO_HANDLE.wait(&mut handling);
+                delivery().to_handle.wait(&mut handling);
             }
         };
         call_handler(&report);
         if let Some(delivered) = delivered {
             delivered.set();
         }
-        HANDLING.lock().handled += 1;
-        HANDLED.notify_all();
+        delivery().handling.lock().handled += 1;
+        delivery().handled.notify_all();
     }
 }
 
@@ -450,17 +506,20 @@ pub(crate) fn handler_main() {
 /// the handler gets every report, within [`HANDLER_BOUND`].
 fn abort_after(first: Option<Arc<Report>>, config: &Config) -> ! {
     let mut written: Vec<Arc<Report>> = first.into_iter().collect();
-    let last_scan = guarded("the last scan", super::detect::final_scan).unwrap_or_default();
-    let queued: Vec<Job> = QUEUE.lock().jobs.drain(..).collect();
-    let rest = queued
-        .into_iter()
-        .map(|job| (job.draft, job.how))
-        .chain(last_scan.into_iter().map(|draft| {
-            (
-                Draft::Later(Box::new(move || draft.build())),
-                Emitted::Stuck { verdict: None },
-            )
-        }));
+    let last_scan = guarded("the last scan", || {
+        delivery()
+            .scanner
+            .get()
+            .map(|scanner| (scanner.last_scan)())
+    })
+    .flatten()
+    .unwrap_or_default();
+    let queued: Vec<Job> = delivery().queue.lock().jobs.drain(..).collect();
+    let rest = queued.into_iter().map(|job| (job.draft, job.how)).chain(
+        last_scan
+            .into_iter()
+            .map(|draft| (draft, Emitted::Stuck { verdict: None })),
+    );
     for (draft, how) in rest {
         if let Some(report) = build(draft) {
             let _ = write_out(&report, &how, config);
@@ -486,7 +545,7 @@ fn abort_after(first: Option<Arc<Report>>, config: &Config) -> ! {
 /// Ends the process with `status`, once: a second caller (an inline delivery racing the
 /// reporter) waits for the first to finish the exit.
 fn exit_once(status: i32) -> ! {
-    if EXITING.swap(true, Ordering::AcqRel) {
+    if delivery().exiting.swap(true, Ordering::AcqRel) {
         loop {
             std::thread::park();
         }
@@ -512,7 +571,7 @@ fn write_out(report: &Report, how: &Emitted, config: &Config) -> Option<PathBuf>
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    let _output = OUTPUT.lock();
+    let _output = delivery().output.lock();
     write_stderr(text.as_bytes());
     let dir = config.report_dir.as_ref()?;
     match guarded("writing a report file", || write_report_file(dir, report))? {
@@ -533,7 +592,7 @@ fn write_out(report: &Report, how: &Emitted, config: &Config) -> Option<PathBuf>
 /// reports take seconds.
 pub(crate) fn write_report_file(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let seq = REPORT_SEQ.fetch_add(1, Ordering::Relaxed);
+    let seq = delivery().report_seq.fetch_add(1, Ordering::Relaxed);
     let name = format!("{}-{}-{}.json", report.pid, seq, report.kind.as_str());
     let tmp = dir.join(format!(".{name}.tmp"));
     let written = (|| {
@@ -569,11 +628,11 @@ fn install_exit_hook() {
 /// handler may be stuck). Not when lockwatch itself exits (its reports are out) or the exit is the
 /// reporter's own (a handler that exits).
 fn finish_at_exit() {
-    if EXITING.load(Ordering::Acquire) || ON_DELIVERY_THREAD.with(Cell::get) {
+    if delivery().exiting.load(Ordering::Acquire) || ON_DELIVERY_THREAD.with(Cell::get) {
         return;
     }
     let by = Instant::now() + EXIT_BOUND;
     wait_for_reports(by);
     // A report half-written when the wait above gave up is finished before the exit.
-    drop(OUTPUT.try_lock_until(by));
+    drop(delivery().output.try_lock_until(by));
 }

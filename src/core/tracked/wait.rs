@@ -17,17 +17,13 @@ use crate::config::{self, BacktraceMode};
 use crate::core::Op;
 use crate::raw::Waiter;
 use crate::rt::graph::{ProbePtr, WaitRecord};
-use crate::rt::registry::{self, HeldCopy};
-use crate::rt::{detect, order, report, trace, Probe, ThreadCtx};
+use crate::rt::{self, detect, order, report, trace, Probe, ThreadCtx};
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a wait stays quiet before it registers in the global graph. Ordinary contention
 /// ends well within it, so it never pays for the graph or a backtrace.
 pub(crate) const GRACE: Duration = Duration::from_millis(10);
-
-static NEXT_WAIT_SEQ: AtomicU64 = AtomicU64::new(1);
 
 /// The end of the quiet phase of a wait that began at `started`, for a wait that ends at
 /// `deadline` at the latest.
@@ -105,10 +101,7 @@ pub(crate) fn registered<R>(
     }
     impl Drop for Unregister<'_> {
         fn drop(&mut self) {
-            registry::runtime()
-                .graph
-                .lock()
-                .remove(self.ctx.id(), self.seq);
+            rt::runtime().graph.lock().remove(self.ctx.id(), self.seq);
         }
     }
 
@@ -116,17 +109,14 @@ pub(crate) fn registered<R>(
         BacktraceMode::Off => None,
         _ => Some(trace::capture()),
     };
+    // Ownerless locks another thread released are no longer held: neither a source of edges
+    // nor part of the wait's holds.
     ctx.collect_foreign_releases();
     if config::lock_order_enabled() {
         report::guard_bookkeeping(|| order::publish_before_blocking(ctx));
     }
-    let seq = NEXT_WAIT_SEQ.fetch_add(1, Ordering::Relaxed);
-    let holds = ctx
-        .held
-        .to_vec()
-        .iter()
-        .map(|h| HeldCopy::of(h, ctx))
-        .collect();
+    let seq = rt::next_wait_seq();
+    let holds = ctx.held_copies();
     let probe_ptr = probe as *const (dyn Probe + '_);
     // SAFETY: only the lifetime is erased. The graph dereferences the pointer under its lock
     // while the wait is registered, and `Unregister` removes the wait under that lock before
@@ -149,7 +139,7 @@ pub(crate) fn registered<R>(
     };
     let resource = probe.resource_id();
     detect::ensure_watchdog();
-    registry::runtime().graph.lock().insert(resource, record);
+    rt::runtime().graph.lock().insert(resource, record);
     let _unregister = Unregister { ctx, seq };
     let registration = Registration { ctx, seq, spec };
     registration.scan();
