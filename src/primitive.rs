@@ -179,7 +179,7 @@ pub(crate) mod hint {
 /// callbacks run under it, as they run under the bucket lock. A timed park times out as soon
 /// as it can unless an unpark reaches it first; loom explores both orders, and every
 /// interleaving of other threads in between. Spinning is left out (`SpinWait::spin` is always
-/// false), fair hand-over is chosen by [`parking::set_fair`].
+/// false), fair hand-over is chosen by `parking::set_fair` (under loom).
 pub(crate) mod parking {
     pub(crate) use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
 

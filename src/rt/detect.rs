@@ -310,7 +310,7 @@ impl FindingDraft {
 }
 
 /// Reduction on a snapshot, then confirmation on a second one after a pause: only findings
-/// whose threads are still in the very same waits are kept. The caller holds [`SCANNER`].
+/// whose threads are still in the very same waits are kept. The caller holds the scanner lock (`Detection::scanner`).
 fn confirmed_findings() -> Option<Confirmation> {
     let candidates: HashSet<Identity> = {
         let first = Indexed::new(snapshot());

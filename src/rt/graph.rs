@@ -26,7 +26,7 @@ use std::time::Instant;
 /// its probe), who holds it, and how to wake one of its waiters for a verdict.
 ///
 /// The waiter lends its probe to the graph for exactly as long as its wait is registered
-/// ([`super::wait::registered`] scopes it), so the probe outlives the registration.
+/// (the wait driver, `core::tracked::wait::registered`, scopes it), so the probe outlives the registration.
 pub(crate) trait Probe: Sync {
     fn resource_id(&self) -> u64;
     fn kind(&self) -> Kind;

@@ -27,7 +27,7 @@ const FLAG_NO_DEFER: u8 = 4;
 ///
 /// `repr(C)` and the order of the fields are for contention: the fields every acquisition and
 /// release touches come last, so that they sit next to the raw lock that follows them in
-/// [`LockCore`] and next to the data after it. Spread over two cache lines they made two
+/// `LockCore` and next to the data after it. Spread over two cache lines they made two
 /// threads contending on one lock bounce both lines.
 #[repr(C)]
 pub(crate) struct Meta {
