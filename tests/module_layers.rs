@@ -283,13 +283,6 @@ fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     found
 }
 
-/// The one cycle left, to be split next: lock-order tracking (`order`) works on each thread's
-/// state (`local`, whose `ThreadCtx` carries order's per-thread buffers) and each lock's
-/// (`meta`, whose drop tells `order` the lock is gone); `dump` writes the order graph and is
-/// installed when a thread registers. The fix is for `order` to take views of the thread and
-/// the lock instead of `ThreadCtx` and `Meta`. Any other cycle fails the test.
-const NOT_YET_SPLIT: [&str; 4] = ["rt::dump", "rt::local", "rt::meta", "rt::order"];
-
 #[test]
 fn no_module_cycles() {
     let mut edges = graph();
@@ -302,10 +295,7 @@ fn no_module_cycles() {
     for (module, targets) in edges.iter_mut() {
         targets.retain(|t| !t.starts_with(&format!("{module}::")));
     }
-    let found: Vec<Vec<String>> = cycles(&edges)
-        .into_iter()
-        .filter(|cycle| *cycle != NOT_YET_SPLIT)
-        .collect();
+    let found = cycles(&edges);
     assert!(
         found.is_empty(),
         "module cycles (each line one cycle):\n{}",

@@ -102,6 +102,17 @@ impl ThreadCtx {
             .set(self.held_fingerprint.get().wrapping_add(mix(id)));
     }
 
+    /// What lock-order tracking sees of this thread.
+    #[inline(always)]
+    pub(crate) fn order_view(&self) -> order::OrderCtx<'_> {
+        order::OrderCtx {
+            record: &self.record,
+            held: &self.held,
+            held_fingerprint: &self.held_fingerprint,
+            order: &self.order,
+        }
+    }
+
     /// Reads the thread's mail and copies what it holds, with where each hold was acquired
     /// under `LOCKWATCH_BACKTRACE=full` (for a registered wait, or an exiting thread).
     pub(crate) fn held_copies(&self) -> Vec<HeldCopy> {
@@ -136,7 +147,7 @@ impl Drop for LocalSlot {
         // From here on the fast path must not reach the context: it is being torn down.
         CTX.with(|c| c.set(std::ptr::null()));
         if let Some(ctx) = self.ctx.get() {
-            order::thread_exit(ctx);
+            order::thread_exit(&ctx.order_view());
             thread_exit(ctx);
         }
     }

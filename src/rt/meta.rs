@@ -3,7 +3,6 @@
 //! name them in the graphs.
 
 use super::runtime::runtime;
-use super::{order, report};
 use lockwatch_detector::ResourceKind as Kind;
 use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
@@ -16,11 +15,11 @@ pub(crate) fn next_resource_id() -> u64 {
 }
 
 /// The lock has been the source of an ordering edge, or the target of one in the graph.
-const FLAG_IN_ORDER_GRAPH: u8 = 1;
-const FLAG_NAMED: u8 = 2;
+pub(crate) const FLAG_IN_ORDER_GRAPH: u8 = 1;
+pub(crate) const FLAG_NAMED: u8 = 2;
 /// Another thread than its pending owner acquired it: edges into it always go to the graph
 /// (see `order`'s docs on deferred edges).
-const FLAG_NO_DEFER: u8 = 4;
+pub(crate) const FLAG_NO_DEFER: u8 = 4;
 
 /// What a lock knows about itself. Creating and dropping a lock touches no global state: the id
 /// is assigned on first tracked use, and only locks that reached a global table leave it on drop.
@@ -139,33 +138,6 @@ impl Meta {
     pub(crate) fn may_defer_into(&self) -> bool {
         self.flags.load(Ordering::SeqCst) & (FLAG_IN_ORDER_GRAPH | FLAG_NO_DEFER) == 0
     }
-}
-
-impl Drop for Meta {
-    fn drop(&mut self) {
-        let flags = *self.flags.get_mut();
-        let pending_owner = *self.pending_owner.get_mut();
-        if flags != 0 || pending_owner != 0 {
-            forget_lock(*self.id.get_mut(), flags, pending_owner);
-        }
-    }
-}
-
-#[cold]
-fn forget_lock(id: u64, flags: u8, pending_owner: u64) {
-    if flags & FLAG_NAMED != 0 {
-        runtime().names.remove(&id);
-    }
-    // A panic in the lock-order bookkeeping never reaches the dropping code.
-    report::guard_bookkeeping(|| {
-        let mut in_graph = flags & (FLAG_IN_ORDER_GRAPH | FLAG_NO_DEFER) != 0;
-        if pending_owner != 0 && !order::forget_pending(id, pending_owner) {
-            in_graph = true;
-        }
-        if in_graph {
-            order::remove_lock(id, flags & FLAG_IN_ORDER_GRAPH != 0);
-        }
-    });
 }
 
 /// What a resource that is not a lock (a Condvar; next, Events, Barriers, Conditions) knows

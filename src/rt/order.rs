@@ -43,10 +43,12 @@
 //! the same from run to run). A per-thread set of recordings already made keeps repeats off
 //! its lock.
 
+use super::held::{Held, HeldStack};
+use super::meta::Meta;
 use super::registry;
+use super::registry::ThreadRecord;
 use super::report::{self, Emitted};
 use super::runtime::runtime;
-use super::{Held, Meta, ThreadCtx};
 use crate::config::{self, LockOrder};
 use crate::raw::Access;
 use dashmap::DashMap;
@@ -210,16 +212,33 @@ fn state() -> &'static OrderState {
     &runtime().order
 }
 
+/// What lock-order tracking sees of a thread: its record, what it holds, and its own
+/// lock-order state. A view of the thread's context (`local::ThreadCtx`), which holds it.
+pub(crate) struct OrderCtx<'a> {
+    pub(crate) record: &'a ThreadRecord,
+    pub(crate) held: &'a HeldStack,
+    /// The fingerprint of the held set (see `held::mix`).
+    pub(crate) held_fingerprint: &'a Cell<u64>,
+    pub(crate) order: &'a ThreadOrder,
+}
+
+impl OrderCtx<'_> {
+    #[inline(always)]
+    pub(crate) fn id(&self) -> u64 {
+        self.record.id
+    }
+}
+
 /// Whether this thread already recorded every edge of acquiring lock `to` under the held set
 /// `fingerprint`: the lookup the fast path makes for each nested acquisition.
 #[inline(always)]
-pub(crate) fn is_known(ctx: &ThreadCtx, fingerprint: u64, to: u64) -> bool {
-    ctx.order.edge_cache.contains((fingerprint, to))
+pub(crate) fn is_known(order: &ThreadOrder, fingerprint: u64, to: u64) -> bool {
+    order.edge_cache.contains((fingerprint, to))
 }
 
 /// Called before a blocking acquisition of `meta` by a thread that holds at least one lock.
 #[inline]
-pub(crate) fn note_acquire(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>) {
+pub(crate) fn note_acquire(ctx: &OrderCtx<'_>, meta: &Meta, site: &'static Location<'static>) {
     if !ctx
         .order
         .edge_cache
@@ -233,7 +252,7 @@ pub(crate) fn note_acquire(ctx: &ThreadCtx, meta: &Meta, site: &'static Location
 /// deferred edges into is about to be held by this one, which could make it a source: those
 /// edges are published first, and the lock is never deferred into again.
 #[inline]
-pub(crate) fn claim(meta: &Meta, ctx: &ThreadCtx) {
+pub(crate) fn claim(meta: &Meta, ctx: &OrderCtx<'_>) {
     let owner = meta.pending_owner.load(Ordering::SeqCst);
     if owner != 0 && owner != ctx.id() {
         claim_slow(meta, ctx);
@@ -241,7 +260,7 @@ pub(crate) fn claim(meta: &Meta, ctx: &ThreadCtx) {
 }
 
 #[cold]
-fn claim_slow(meta: &Meta, ctx: &ThreadCtx) {
+fn claim_slow(meta: &Meta, ctx: &OrderCtx<'_>) {
     // The flag first, then the owner: a deferral racing with this re-reads the flag after
     // setting the owner (see `try_defer`), so one of the two sees the other.
     meta.mark_no_defer();
@@ -340,7 +359,7 @@ fn gates_of(gate_ids: &[u64], from: u64, to: u64) -> Vec<u64> {
 
 #[cold]
 #[inline(never)]
-fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>) {
+fn note_new_edges(ctx: &OrderCtx<'_>, meta: &Meta, site: &'static Location<'static>) {
     let to = meta.id();
     let fingerprint = ctx.held_fingerprint.get();
     let state = state();
@@ -447,7 +466,7 @@ fn hierarchy_on() -> bool {
 /// Keeps the edges of this acquisition in the thread's buffer if `meta` is a sink this thread
 /// may defer into; `false` if they must go to the graph.
 fn try_defer(
-    ctx: &ThreadCtx,
+    ctx: &OrderCtx<'_>,
     meta: &Meta,
     held: &[Held],
     sources: &[usize],
@@ -560,7 +579,7 @@ fn class_of_held(h: &Held) -> LockClass {
 /// Records the orderings of this acquisition in the hierarchy, once per distinct recording
 /// per thread.
 fn record_classes(
-    ctx: &ThreadCtx,
+    ctx: &OrderCtx<'_>,
     meta: &Meta,
     held: &[Held],
     sources: &[usize],
@@ -748,7 +767,10 @@ pub(crate) fn remove_lock(id: u64, was_source: bool) {
 /// A lock with deferred in-edges in thread `owner`'s buffer is being dropped: removes them.
 /// `true` if that is all there is to do; `false` if the lock may also have edges in the graph
 /// (they were published, or the owner has exited and published everything).
-pub(crate) fn forget_pending(id: u64, owner: u64) -> bool {
+///
+/// `own` is the dropping thread's view, if it still has its state: usually the owner drops its
+/// own lock, and its buffer is at hand.
+pub(crate) fn forget_pending(id: u64, owner: u64, own: Option<&OrderCtx<'_>>) -> bool {
     fn strike(buffer: &SharedBuffer, id: u64) -> bool {
         let mut pending = buffer.lock();
         let mut k = pending.edges.len();
@@ -761,11 +783,10 @@ pub(crate) fn forget_pending(id: u64, owner: u64) -> bool {
         !pending.published_some
     }
     // Usually the owner drops its own lock: its buffer is at hand.
-    let own = super::with_current_ctx(|ctx| match ctx.order.pending.get() {
+    let own = own.and_then(|ctx| match ctx.order.pending.get() {
         Some(buffer) if ctx.id() == owner => Some(strike(buffer, id)),
         _ => None,
-    })
-    .flatten();
+    });
     if let Some(done) = own {
         return done;
     }
@@ -777,7 +798,7 @@ pub(crate) fn forget_pending(id: u64, owner: u64) -> bool {
 /// A thread is about to block for good, maybe forever (a registered wait): the edges it kept
 /// to itself go to the global graph now, so an inversion they close is reported even if the
 /// thread never runs again (two threads taking two locks in opposite orders and deadlocking).
-pub(crate) fn publish_before_blocking(ctx: &ThreadCtx) {
+pub(crate) fn publish_before_blocking(ctx: &OrderCtx<'_>) {
     let Some(buffer) = ctx.order.pending.get() else {
         return;
     };
@@ -788,7 +809,7 @@ pub(crate) fn publish_before_blocking(ctx: &ThreadCtx) {
     }
 }
 
-pub(crate) fn thread_exit(ctx: &ThreadCtx) {
+pub(crate) fn thread_exit(ctx: &OrderCtx<'_>) {
     let Some(buffer) = ctx.order.pending.get() else {
         return;
     };

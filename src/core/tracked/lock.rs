@@ -5,8 +5,10 @@ use super::wait;
 use crate::config;
 use crate::core::{LockCore, Mode, Op};
 use crate::raw::{Access, Parked, RawLock, Waiter};
+use crate::rt::meta::{FLAG_IN_ORDER_GRAPH, FLAG_NAMED, FLAG_NO_DEFER};
 use crate::rt::{
-    order, registry, report, trace, with_ctx, with_fast_ctx, Held, Meta, Probe, ThreadCtx,
+    order, registry, report, runtime, trace, with_ctx, with_current_ctx, with_fast_ctx, Held, Meta,
+    Probe, ThreadCtx,
 };
 use backtrace::Backtrace;
 use lockwatch_detector::snapshot::Releasers;
@@ -99,7 +101,7 @@ fn acquire<R: RawLock>(
             if mode == Mode::Blocking
                 && fingerprint != 0
                 && tracking.lock_order()
-                && (ctx.record.has_mail() || !order::is_known(ctx, fingerprint, id))
+                && (ctx.record.has_mail() || !order::is_known(&ctx.order, fingerprint, id))
             {
                 return acquire_slow(core, op, access, mode, site);
             }
@@ -126,7 +128,7 @@ fn acquire_slow<R: RawLock>(
     site: &'static Location<'static>,
 ) -> bool {
     match with_ctx(|ctx| {
-        order::claim(&core.meta, ctx);
+        order::claim(&core.meta, &ctx.order_view());
         note_ordering(&core.meta, ctx, mode, site);
         if core.raw().try_acquire(access) {
             acquired(&core.meta, ctx, op, access, site);
@@ -146,7 +148,7 @@ fn note_ordering(meta: &Meta, ctx: &ThreadCtx, mode: Mode, site: &'static Locati
     if mode == Mode::Blocking && ctx.held_fingerprint.get() != 0 && config::lock_order_enabled() {
         // Ownerless locks another thread released are no longer held: not a source of edges.
         ctx.collect_foreign_releases();
-        report::guard_bookkeeping(|| order::note_acquire(ctx, meta, site));
+        report::guard_bookkeeping(|| order::note_acquire(&ctx.order_view(), meta, site));
     }
 }
 
@@ -473,7 +475,7 @@ pub(crate) fn resume_hold(
     };
     with_ctx(|ctx| {
         // Another thread may have deferred ordering edges into the mutex during the wait.
-        order::claim(meta, ctx);
+        order::claim(meta, &ctx.order_view());
         if let Some(backtrace) = acquired_at {
             ctx.has_acquired_at.set(true);
             ctx.acquired_at.borrow_mut().push((held.id, backtrace));
@@ -490,7 +492,43 @@ pub(crate) fn resume_hold(
         // unwinding: a report must not turn one panic into two.
         if config::lock_order_enabled() && !std::thread::panicking() && ctx.held.len() > 1 {
             ctx.collect_foreign_releases();
-            report::guard_bookkeeping(|| order::note_acquire(ctx, meta, site));
+            report::guard_bookkeeping(|| order::note_acquire(&ctx.order_view(), meta, site));
+        }
+    });
+}
+
+/// A lock leaves the runtime. Creating and dropping a lock touches no global state: only a
+/// lock that reached a global table (its name, the lock-order graph, a thread's buffer of
+/// deferred edges) leaves it here.
+impl Drop for Meta {
+    fn drop(&mut self) {
+        let flags = *self.flags.get_mut();
+        let pending_owner = *self.pending_owner.get_mut();
+        if flags != 0 || pending_owner != 0 {
+            forget_lock(*self.id.get_mut(), flags, pending_owner);
+        }
+    }
+}
+
+#[cold]
+fn forget_lock(id: u64, flags: u8, pending_owner: u64) {
+    if flags & FLAG_NAMED != 0 {
+        runtime().names.remove(&id);
+    }
+    // A panic in the lock-order bookkeeping never reaches the dropping code.
+    report::guard_bookkeeping(|| {
+        let mut in_graph = flags & (FLAG_IN_ORDER_GRAPH | FLAG_NO_DEFER) != 0;
+        if pending_owner != 0 {
+            let forgotten = with_current_ctx(|ctx| {
+                order::forget_pending(id, pending_owner, Some(&ctx.order_view()))
+            })
+            .unwrap_or_else(|| order::forget_pending(id, pending_owner, None));
+            if !forgotten {
+                in_graph = true;
+            }
+        }
+        if in_graph {
+            order::remove_lock(id, flags & FLAG_IN_ORDER_GRAPH != 0);
         }
     });
 }

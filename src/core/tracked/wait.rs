@@ -113,7 +113,7 @@ pub(crate) fn registered<R>(
     // nor part of the wait's holds.
     ctx.collect_foreign_releases();
     if config::lock_order_enabled() {
-        report::guard_bookkeeping(|| order::publish_before_blocking(ctx));
+        report::guard_bookkeeping(|| order::publish_before_blocking(&ctx.order_view()));
     }
     let seq = rt::next_wait_seq();
     let holds = ctx.held_copies();
