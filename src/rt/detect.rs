@@ -21,14 +21,15 @@
 //!
 //! # Lock order
 //!
-//! A thread holding one of these locks only takes locks further down a line, never up:
+//! A thread holding one of these locks (fields of [`Detection`] and of the `Runtime`) only
+//! takes locks further down a line, never up:
 //!
 //! ```text
-//! SCANNER → VERDICTS → runtime graph → runtime exited    (target choice, trace copies)
-//! SCANNER → VERDICTS → REPORTED                          (claims)
-//! SCANNER → report queue                                 (hand-off to the reporter)
-//! SCANNER → LONG_REPORTED
-//! REQUESTS                                               (leaf: nothing taken under it)
+//! scanner → verdicts → runtime graph → runtime exited    (target choice, trace copies)
+//! scanner → verdicts → reported                          (claims)
+//! scanner → report queue                                 (hand-off to the reporter)
+//! scanner → long_reported
+//! requests                                               (leaf: nothing taken under it)
 //! ```
 //!
 //! No lock of this module is held while user code runs; a thread blocked in a wait holds none
