@@ -54,7 +54,7 @@ use lockwatch_detector::order::{
     ClassRecording, Hierarchy, LockClass, LockInfo, OrderEdge, OrderGraph, Recorded,
 };
 use lockwatch_detector::{CycleEdge, Report};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -132,6 +132,17 @@ pub(crate) struct ThreadOrder {
     pending: OnceCell<SharedBuffer>,
     /// Whether `pending` may hold edges: a thread-local check before its lock is taken.
     may_have_pending: Cell<bool>,
+    /// `pending.published_some`, readable without its lock (only this thread sets either).
+    published_some: Cell<bool>,
+    /// Locks this thread deferred edges into and then dropped itself, whose edges may still be
+    /// in `pending`: struck out the next time this thread takes its buffer's lock
+    /// ([`ThreadOrder::lock_own`]), so that the drop itself costs no lock (see
+    /// [`forget_own_pending`]). Until then the edges are inert: nothing publishes an edge of
+    /// this buffer into a dropped lock (a claim takes the edges into the live lock it claims;
+    /// everything else that publishes runs on this thread and strikes these first). At most
+    /// one entry per target deferred into since the last strike, so bounded by `MAX_PENDING`
+    /// plus one.
+    dropped: Cell<Vec<u64>>,
     /// Hashes of hierarchy recordings this thread already made.
     class_seen: RefCell<HashSet<u64>>,
     /// Buffers [`note_new_edges`] reuses, so that recording a new edge allocates nothing
@@ -152,6 +163,8 @@ impl ThreadOrder {
             edge_cache: EdgeCache::new(),
             pending: OnceCell::new(),
             may_have_pending: Cell::new(false),
+            published_some: Cell::new(false),
+            dropped: Cell::new(Vec::new()),
             class_seen: RefCell::new(HashSet::new()),
             scratch: Cell::new(Scratch::default()),
         }
@@ -167,6 +180,33 @@ impl ThreadOrder {
             buffer
         })
     }
+
+    /// Locks this thread's own buffer, first striking the edges into the locks it dropped
+    /// since it last did.
+    fn lock_own(&self, thread: u64) -> MutexGuard<'_, PendingBuffer> {
+        let mut buffer = self.buffer(thread).lock();
+        let mut dropped = self.dropped.take();
+        strike_dropped(&mut buffer.edges, &mut dropped);
+        self.dropped.set(dropped);
+        buffer
+    }
+}
+
+/// Removes from `edges` every edge into a lock of `dropped`, and empties `dropped`.
+fn strike_dropped(edges: &mut Vec<Pending>, dropped: &mut Vec<u64>) {
+    match dropped.len() {
+        0 => return,
+        // The common case: one short-lived lock dropped before the next deferral.
+        1 => {
+            let id = dropped[0];
+            edges.retain(|p| p.to != id);
+        }
+        _ => {
+            dropped.sort_unstable();
+            edges.retain(|p| dropped.binary_search(&p.to).is_err());
+        }
+    }
+    dropped.clear();
 }
 
 struct OrderState {
@@ -226,6 +266,81 @@ pub(crate) fn note_acquire(ctx: &ThreadCtx, meta: &Meta, site: &'static Location
     }
 }
 
+/// The common new ordering, recorded without the general machinery of `note_new_edges`:
+/// one lock held, and a lock taken that is a sink this thread may defer into, with nothing
+/// more to record (no hierarchy, no backtraces): the deferred edge goes into this thread's
+/// buffer. `true` if the acquisition's orderings are recorded (or were known); `false` if it
+/// does not apply, having changed nothing: then [`note_acquire`] must run. Cannot panic, so
+/// needs no guard.
+#[inline]
+pub(crate) fn try_note_single_deferred(
+    ctx: &ThreadCtx,
+    meta: &Meta,
+    site: &'static Location<'static>,
+) -> bool {
+    if !meta.may_defer_into() || config::full_backtraces() || hierarchy_on() {
+        return false;
+    }
+    let Some(from) = ctx.held.single() else {
+        return false;
+    };
+    let to = meta.id();
+    let fingerprint = ctx.held_fingerprint.get();
+    if ctx.order.edge_cache.contains((fingerprint, to)) {
+        return true;
+    }
+    let me = ctx.id();
+    let owner = meta.pending_owner.load(Ordering::SeqCst);
+    if from.id == to || (owner != 0 && owner != me) {
+        return false;
+    }
+    let mut buffer = ctx.order.lock_own(me);
+    // The source's own deferred in-edges must be published, and a full buffer emptied: the
+    // general path does both.
+    if buffer.edges.len() >= MAX_PENDING || buffer.edges.iter().any(|p| p.to == from.id) {
+        return false;
+    }
+    if owner == 0 {
+        // The same handshake as `try_defer`'s: take ownership, then re-read the flag.
+        if meta
+            .pending_owner
+            .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        if !meta.may_defer_into() {
+            let _ = meta
+                .pending_owner
+                .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
+            return false;
+        }
+    }
+    // With one lock held the edge has no gates (the source is not its own gate). A repeat
+    // (only possible once this thread owns the lock's edges) adds nothing.
+    let covered = owner == me
+        && buffer
+            .edges
+            .iter()
+            .any(|p| p.to == to && p.from.id == from.id && p.gates.is_empty());
+    if !covered {
+        buffer.edges.push(Pending {
+            from,
+            to,
+            to_kind: meta.kind(),
+            to_created_at: meta.created_at(),
+            site,
+            gates: Vec::new(),
+        });
+    }
+    drop(buffer);
+    ctx.order.may_have_pending.set(true);
+    // As in `note_new_edges`: the hold is a source now.
+    ctx.held.mark_in_order_graph(0);
+    ctx.order.edge_cache.insert((fingerprint, to));
+    true
+}
+
 /// Called on the slow path of every acquisition, before anything else: a lock another thread
 /// deferred edges into is about to be held by this one, which could make it a source: those
 /// edges are published first, and the lock is never deferred into again.
@@ -258,18 +373,26 @@ fn claim_slow(meta: &Meta, ctx: &ThreadCtx) {
     }
 }
 
-fn take_pending(buffer: &SharedBuffer, mut which: impl FnMut(&Pending) -> bool) -> Vec<Pending> {
-    let mut buffer = buffer.lock();
+fn take_pending(buffer: &SharedBuffer, which: impl FnMut(&Pending) -> bool) -> Vec<Pending> {
     let mut taken = Vec::new();
+    extract(&mut buffer.lock().edges, &mut taken, which);
+    taken
+}
+
+/// Moves the edges `which` selects from `edges` to `into`.
+fn extract(
+    edges: &mut Vec<Pending>,
+    into: &mut Vec<Pending>,
+    mut which: impl FnMut(&Pending) -> bool,
+) {
     let mut k = 0;
-    while k < buffer.edges.len() {
-        if which(&buffer.edges[k]) {
-            taken.push(buffer.edges.swap_remove(k));
+    while k < edges.len() {
+        if which(&edges[k]) {
+            into.push(edges.swap_remove(k));
         } else {
             k += 1;
         }
     }
-    taken
 }
 
 /// Puts deferred edges recorded by thread `thread` into the graph; returns the reports of the
@@ -367,17 +490,36 @@ fn note_new_edges(ctx: &ThreadCtx, meta: &Meta, site: &'static Location<'static>
     );
     let (held, sources, gate_ids) = (&held[..], &sources[..], &gate_ids[..]);
 
-    // Each source is becoming one now: what this thread deferred into it goes to the graph.
-    if ctx.order.may_have_pending.get() {
-        let buffer = ctx.order.buffer(ctx.id());
-        let taken = take_pending(buffer, |p| sources.iter().any(|&k| held[k].id == p.to));
-        if !taken.is_empty() {
-            reports.extend(publish(ctx.id(), taken));
+    // One hold of this thread's buffer for both of what follows: each source is becoming one
+    // now, so what this thread deferred into it goes to the graph; and the edges of this
+    // acquisition may stay in the buffer instead.
+    let may_defer = !config::full_backtraces() && meta.may_defer_into();
+    let mut to_publish = Vec::new();
+    let mut deferred = false;
+    if ctx.order.may_have_pending.get() || may_defer {
+        let mut buffer = ctx.order.lock_own(ctx.id());
+        if ctx.order.may_have_pending.get() {
+            extract(&mut buffer.edges, &mut to_publish, |p| {
+                sources.iter().any(|&k| held[k].id == p.to)
+            });
+        }
+        if may_defer {
+            deferred = try_defer(
+                ctx,
+                meta,
+                &mut buffer,
+                held,
+                sources,
+                gate_ids,
+                site,
+                &mut to_publish,
+            );
         }
     }
+    if !to_publish.is_empty() {
+        reports.extend(publish(ctx.id(), to_publish));
+    }
 
-    let deferred = !config::full_backtraces()
-        && try_defer(ctx, meta, held, sources, gate_ids, site, &mut reports);
     if !deferred {
         let mut here: Option<Vec<lockwatch_detector::Frame>> = None;
         for &index in sources {
@@ -441,34 +583,31 @@ fn hierarchy_on() -> bool {
     *ON.get_or_init(|| config::current().read().order_graph.is_some())
 }
 
-/// Keeps the edges of this acquisition in the thread's buffer if `meta` is a sink this thread
-/// may defer into; `false` if they must go to the graph.
+/// Keeps the edges of this acquisition in the thread's own buffer (`pending`, locked) if
+/// `meta` is a sink this thread may defer into; `false` if they must go to the graph. A buffer
+/// at its bound is emptied into `overflow`, for the caller to publish once it is unlocked.
+#[allow(clippy::too_many_arguments)]
 fn try_defer(
     ctx: &ThreadCtx,
     meta: &Meta,
+    pending: &mut PendingBuffer,
     held: &[Held],
     sources: &[usize],
     gate_ids: &[u64],
     site: &'static Location<'static>,
-    reports: &mut Vec<Report>,
+    overflow: &mut Vec<Pending>,
 ) -> bool {
-    if !meta.may_defer_into() {
-        return false;
-    }
     let me = ctx.id();
     let owner = meta.pending_owner.load(Ordering::SeqCst);
     if owner != 0 && owner != me {
         return false;
     }
     let to = meta.id();
-    let buffer = ctx.order.buffer(me);
-    let mut pending = buffer.lock();
     if pending.edges.len() >= MAX_PENDING {
         // Bounded: publish them all, and this acquisition goes to the graph.
-        let all = std::mem::take(&mut pending.edges);
+        overflow.append(&mut pending.edges);
         pending.published_some = true;
-        drop(pending);
-        reports.extend(publish(me, all));
+        ctx.order.published_some.set(true);
         return false;
     }
     if owner == 0
@@ -770,27 +909,46 @@ pub(crate) fn forget_pending(id: u64, owner: u64) -> bool {
     buffer.is_some_and(|buffer| strike(&buffer, id))
 }
 
-/// The thread is exiting: what it deferred goes to the graph (its locks may outlive it).
+/// A lock this thread may have deferred edges into (`owner`, its pending owner) is being
+/// dropped by it: the common end of a short-lived lock. Notes the lock for its edges to be
+/// struck at this thread's next use of its buffer, which takes no lock now; `true` if that is
+/// all there is to do. `false` (nothing done) if another thread is dropping it, or if this
+/// thread's buffer ever overflowed into the graph: then [`forget_pending`] must.
+pub(crate) fn forget_own_pending(id: u64, owner: u64) -> bool {
+    super::with_current_ctx(|ctx| {
+        let order = &ctx.order;
+        if ctx.id() != owner || order.published_some.get() {
+            return false;
+        }
+        let mut dropped = order.dropped.take();
+        dropped.push(id);
+        order.dropped.set(dropped);
+        true
+    })
+    .unwrap_or(false)
+}
+
 /// A thread is about to block for good, maybe forever (a registered wait): the edges it kept
 /// to itself go to the global graph now, so an inversion they close is reported even if the
 /// thread never runs again (two threads taking two locks in opposite orders and deadlocking).
 pub(crate) fn publish_before_blocking(ctx: &ThreadCtx) {
-    let Some(buffer) = ctx.order.pending.get() else {
+    if ctx.order.pending.get().is_none() {
         return;
-    };
-    let all = std::mem::take(&mut buffer.lock().edges);
+    }
+    let all = std::mem::take(&mut ctx.order.lock_own(ctx.id()).edges);
     if !all.is_empty() && !std::thread::panicking() {
         let reports = publish(ctx.id(), all);
         emit_all(reports);
     }
 }
 
+/// The thread is exiting: what it deferred goes to the graph (its locks may outlive it).
 pub(crate) fn thread_exit(ctx: &ThreadCtx) {
-    let Some(buffer) = ctx.order.pending.get() else {
+    if ctx.order.pending.get().is_none() {
         return;
-    };
+    }
     state().buffers.lock().remove(&ctx.id());
-    let all = std::mem::take(&mut buffer.lock().edges);
+    let all = std::mem::take(&mut ctx.order.lock_own(ctx.id()).edges);
     if !all.is_empty() && !std::thread::panicking() {
         let reports = publish(ctx.id(), all);
         emit_all(reports);
@@ -810,8 +968,15 @@ pub(crate) fn graph_size() -> (usize, usize) {
     (graph.node_count(), graph.edge_count())
 }
 
-/// Deferred edges kept by all threads (tests check they follow the locks).
+/// Deferred edges kept by all threads (tests check they follow the locks). The calling
+/// thread's edges into the locks it dropped are struck first; another thread's stay counted
+/// until it next records an ordering.
 pub(crate) fn pending_size() -> usize {
+    super::with_current_ctx(|ctx| {
+        if ctx.order.pending.get().is_some() {
+            drop(ctx.order.lock_own(ctx.id()));
+        }
+    });
     let buffers: Vec<SharedBuffer> = state().buffers.lock().values().cloned().collect();
     buffers.iter().map(|b| b.lock().edges.len()).sum()
 }
