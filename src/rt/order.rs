@@ -134,15 +134,17 @@ pub(crate) struct ThreadOrder {
     may_have_pending: Cell<bool>,
     /// `pending.published_some`, readable without its lock (only this thread sets either).
     published_some: Cell<bool>,
-    /// Locks this thread deferred edges into and then dropped itself, whose edges may still be
-    /// in `pending`: struck out the next time this thread takes its buffer's lock
-    /// ([`ThreadOrder::lock_own`]), so that the drop itself costs no lock (see
+    /// The last lock this thread deferred edges into and then dropped itself (0: none), whose
+    /// edges may still be in `pending`: struck out the next time this thread takes its
+    /// buffer's lock ([`ThreadOrder::lock_own`]), so that the drop itself costs no lock (see
     /// [`forget_own_pending`]). Until then the edges are inert: nothing publishes an edge of
     /// this buffer into a dropped lock (a claim takes the edges into the live lock it claims;
-    /// everything else that publishes runs on this thread and strikes these first). At most
-    /// one entry per target deferred into since the last strike, so bounded by `MAX_PENDING`
-    /// plus one.
-    dropped: Cell<Vec<u64>>,
+    /// everything else that publishes runs on this thread and strikes these first).
+    last_dropped: Cell<u64>,
+    /// The ones dropped before `last_dropped` since the buffer's lock was last taken. At most
+    /// one per lock deferred into since then, so bounded by `MAX_PENDING` plus one; kept
+    /// allocated.
+    dropped: RefCell<Vec<u64>>,
     /// Hashes of hierarchy recordings this thread already made.
     class_seen: RefCell<HashSet<u64>>,
     /// Buffers [`note_new_edges`] reuses, so that recording a new edge allocates nothing
@@ -164,7 +166,8 @@ impl ThreadOrder {
             pending: OnceCell::new(),
             may_have_pending: Cell::new(false),
             published_some: Cell::new(false),
-            dropped: Cell::new(Vec::new()),
+            last_dropped: Cell::new(0),
+            dropped: RefCell::new(Vec::new()),
             class_seen: RefCell::new(HashSet::new()),
             scratch: Cell::new(Scratch::default()),
         }
@@ -185,28 +188,34 @@ impl ThreadOrder {
     /// since it last did.
     fn lock_own(&self, thread: u64) -> MutexGuard<'_, PendingBuffer> {
         let mut buffer = self.buffer(thread).lock();
-        let mut dropped = self.dropped.take();
-        strike_dropped(&mut buffer.edges, &mut dropped);
-        self.dropped.set(dropped);
+        let last = self.last_dropped.replace(0);
+        if last != 0 {
+            strike(&mut buffer.edges, last);
+            // Not borrowed elsewhere: only `forget_own_pending` borrows it too, and neither
+            // runs code that could reach the other while it holds the borrow.
+            if let Ok(mut dropped) = self.dropped.try_borrow_mut() {
+                if !dropped.is_empty() {
+                    for id in dropped.drain(..) {
+                        strike(&mut buffer.edges, id);
+                    }
+                }
+            }
+        }
         buffer
     }
 }
 
-/// Removes from `edges` every edge into a lock of `dropped`, and empties `dropped`.
-fn strike_dropped(edges: &mut Vec<Pending>, dropped: &mut Vec<u64>) {
-    match dropped.len() {
-        0 => return,
-        // The common case: one short-lived lock dropped before the next deferral.
-        1 => {
-            let id = dropped[0];
-            edges.retain(|p| p.to != id);
-        }
-        _ => {
-            dropped.sort_unstable();
-            edges.retain(|p| dropped.binary_search(&p.to).is_err());
+/// Removes from `edges` every edge into lock `id`. From the end: the edges of the lock
+/// deferred into last, the usual one to strike, are there.
+fn strike(edges: &mut Vec<Pending>, id: u64) {
+    let mut k = edges.len();
+    while k > 0 {
+        k -= 1;
+        if edges[k].to == id {
+            // What moves into `k` comes from the end, already looked at.
+            edges.swap_remove(k);
         }
     }
-    dropped.clear();
 }
 
 struct OrderState {
@@ -885,20 +894,14 @@ pub(crate) fn remove_lock(id: u64, was_source: bool) {
 /// `true` if that is all there is to do; `false` if the lock may also have edges in the graph
 /// (they were published, or the owner has exited and published everything).
 pub(crate) fn forget_pending(id: u64, owner: u64) -> bool {
-    fn strike(buffer: &SharedBuffer, id: u64) -> bool {
+    fn strike_in(buffer: &SharedBuffer, id: u64) -> bool {
         let mut pending = buffer.lock();
-        let mut k = pending.edges.len();
-        while k > 0 {
-            k -= 1;
-            if pending.edges[k].to == id {
-                pending.edges.swap_remove(k);
-            }
-        }
+        strike(&mut pending.edges, id);
         !pending.published_some
     }
     // Usually the owner drops its own lock: its buffer is at hand.
     let own = super::with_current_ctx(|ctx| match ctx.order.pending.get() {
-        Some(buffer) if ctx.id() == owner => Some(strike(buffer, id)),
+        Some(buffer) if ctx.id() == owner => Some(strike_in(buffer, id)),
         _ => None,
     })
     .flatten();
@@ -906,7 +909,7 @@ pub(crate) fn forget_pending(id: u64, owner: u64) -> bool {
         return done;
     }
     let buffer = state().buffers.lock().get(&owner).cloned();
-    buffer.is_some_and(|buffer| strike(&buffer, id))
+    buffer.is_some_and(|buffer| strike_in(&buffer, id))
 }
 
 /// A lock this thread may have deferred edges into (`owner`, its pending owner) is being
@@ -920,9 +923,18 @@ pub(crate) fn forget_own_pending(id: u64, owner: u64) -> bool {
         if ctx.id() != owner || order.published_some.get() {
             return false;
         }
-        let mut dropped = order.dropped.take();
-        dropped.push(id);
-        order.dropped.set(dropped);
+        let previous = order.last_dropped.replace(id);
+        if previous != 0 {
+            match order.dropped.try_borrow_mut() {
+                Ok(mut dropped) => dropped.push(previous),
+                Err(_) => {
+                    // Cannot happen (see `lock_own`); if it did, the earlier lock takes the
+                    // general path.
+                    order.last_dropped.set(previous);
+                    return false;
+                }
+            }
+        }
         true
     })
     .unwrap_or(false)
