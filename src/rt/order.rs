@@ -212,8 +212,13 @@ fn strike(edges: &mut Vec<Pending>, id: u64) {
     while k > 0 {
         k -= 1;
         if edges[k].to == id {
-            // What moves into `k` comes from the end, already looked at.
-            edges.swap_remove(k);
+            if k + 1 == edges.len() {
+                // Dropped in place: the usual case, the edge deferred last.
+                edges.truncate(k);
+            } else {
+                // What moves into `k` comes from the end, already looked at.
+                edges.swap_remove(k);
+            }
         }
     }
 }
