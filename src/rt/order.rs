@@ -314,21 +314,26 @@ pub(crate) fn try_note_single_deferred(
     if buffer.edges.len() >= MAX_PENDING || buffer.edges.iter().any(|p| p.to == from.id) {
         return false;
     }
-    if owner == 0 {
-        // The same handshake as `try_defer`'s: take ownership, then re-read the flag.
-        if meta
+    // The same handshake as `try_defer`'s: take ownership, then re-read the flag, under the
+    // buffer's lock (a claim that set it may already have emptied the buffer of this lock's
+    // edges, and would never see one added now).
+    if owner == 0
+        && meta
             .pending_owner
             .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
-        {
-            return false;
-        }
-        if !meta.may_defer_into() {
+    {
+        return false;
+    }
+    if !meta.may_defer_into() {
+        // Ownership taken just now is given back. Ownership held from before is left to the
+        // claim that set the flag: its swap publishes the edges already kept.
+        if owner == 0 {
             let _ = meta
                 .pending_owner
                 .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
-            return false;
         }
+        return false;
     }
     // With one lock held the edge has no gates (the source is not its own gate). A repeat
     // (only possible once this thread owns the lock's edges) adds nothing.
@@ -632,12 +637,17 @@ fn try_defer(
     {
         return false;
     }
-    // Re-read after taking ownership: a claim that set the flag before we took it has not
-    // seen us, and we must not keep anything.
+    // Re-read after taking ownership, under the buffer's lock: a claim that set the flag
+    // before we took it has not seen us, or has already taken this lock's edges out of the
+    // buffer; either way we must not keep anything.
     if !meta.may_defer_into() {
-        let _ = meta
-            .pending_owner
-            .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
+        // Ownership taken just now is given back. Ownership held from before is left to the
+        // claim that set the flag: its swap publishes the edges already kept.
+        if owner == 0 {
+            let _ = meta
+                .pending_owner
+                .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
+        }
         return false;
     }
     for &index in sources {
