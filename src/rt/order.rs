@@ -8,7 +8,10 @@
 //!    *sink*) cannot close a cycle, so a thread keeps it in its own buffer instead of the global
 //!    graph, and it is gone with the lock if nothing else happens. This is the common case of
 //!    a short-lived lock taken under a long-held one (`account-{k}` under `accounts`): no
-//!    global lock, no allocation, and memory that follows the locks;
+//!    global lock, no allocation, and memory that follows the locks. When the thread that
+//!    deferred the edge drops the lock, the drop only notes it, and the edge is struck at the
+//!    thread's next use of its buffer (`ThreadOrder::last_dropped`): the whole life of such a
+//!    lock takes the buffer's lock once;
 //! 3. a `DashMap` of edges any thread recorded;
 //! 4. for an edge never seen before, the global lock-order graph (`lockwatch_detector::order`),
 //!    whose incremental topological order makes the insertion cheap.
