@@ -50,6 +50,8 @@ fn child() {
                 drop(inner.lock());
             }
         }
+        "dropped_then_exit" => dropped_then_exit(),
+        "deferred_overflow" => deferred_overflow(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -228,6 +230,88 @@ fn a_hundred_thousand_named_locks_under_one_long_held_lock() {
     if cfg!(target_os = "linux") {
         assert!(field("grown") < 4 << 20, "{line}");
     }
+}
+
+/// The sizes of the order graph and of the deferred edges, on stderr for the parent.
+fn print_order_sizes() {
+    let (nodes, edges) = lockwatch::introspect::order_graph_size();
+    eprintln!(
+        "nodes={nodes} edges={edges} pending={}",
+        lockwatch::introspect::order_pending_size()
+    );
+}
+
+/// The sizes [`print_order_sizes`] printed, from a child's stderr.
+fn order_sizes(child: &ChildRun) -> (u64, u64, u64) {
+    let line = child
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("nodes="))
+        .unwrap_or_else(|| panic!("{}", child.stderr));
+    let field = |name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+    };
+    (field("nodes"), field("edges"), field("pending"))
+}
+
+/// Threads (one lockwatch thread, one plain thread) that take short-lived locks under a
+/// long-lived lock and drop them, then end with nothing else recorded: the edges into the
+/// last of them, kept by the thread until its next ordering, must not reach the graph when
+/// the thread publishes what it kept at its exit (the long-lived lock would stay there).
+fn dropped_then_exit() {
+    let outer = Arc::new(Mutex::named("exit/outer", 0));
+    let body = |outer: Arc<Mutex<i32>>| {
+        move || {
+            let _o = outer.lock();
+            for k in 0..10 {
+                let inner = Mutex::new(k);
+                drop(inner.lock());
+            }
+        }
+    };
+    lockwatch::thread::spawn(body(outer.clone()))
+        .join()
+        .unwrap();
+    std::thread::spawn(body(outer.clone())).join().unwrap();
+    print_order_sizes();
+}
+
+/// More short-lived locks alive at once under one lock than a thread keeps to itself, half of
+/// them dropped as soon as they were taken: the thread's edges overflow into the graph, and
+/// every lock still leaves it when dropped.
+fn deferred_overflow() {
+    let outer = Mutex::named("overflow/outer", 0);
+    {
+        let _o = outer.lock();
+        let mut kept = Vec::new();
+        for k in 0..1_000 {
+            let inner = Mutex::new(k);
+            drop(inner.lock());
+            if k % 2 == 1 {
+                kept.push(inner);
+            }
+        }
+        drop(kept);
+    }
+    drop(outer);
+    print_order_sizes();
+}
+
+#[test]
+fn short_lived_locks_dropped_before_their_thread_ends_leave_nothing() {
+    let child = run_child("dropped_then_exit", &[]);
+    assert_eq!(child.status, Some(0), "{}", child.stderr);
+    assert_eq!(order_sizes(&child), (0, 0, 0), "{}", child.stderr);
+}
+
+#[test]
+fn deferred_edges_that_overflow_into_the_graph_leave_it_with_their_locks() {
+    let child = run_child("deferred_overflow", &[]);
+    assert_eq!(child.status, Some(0), "{}", child.stderr);
+    assert_eq!(order_sizes(&child), (0, 0, 0), "{}", child.stderr);
 }
 
 #[test]

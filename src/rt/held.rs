@@ -78,6 +78,15 @@ impl HeldStack {
         self.open(|entries| entries.len())
     }
 
+    /// The one hold, if the thread holds exactly one lock.
+    #[inline]
+    pub(crate) fn single(&self) -> Option<Held> {
+        self.open(|entries| match entries[..] {
+            [only] => Some(only),
+            _ => None,
+        })
+    }
+
     /// Whether the thread holds lock `id` (with any access).
     pub(crate) fn contains(&self, id: u64) -> bool {
         self.open(|entries| entries.iter().any(|h| h.id == id))

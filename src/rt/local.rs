@@ -241,6 +241,13 @@ fn thread_exit(ctx: &ThreadCtx) {
     }
 }
 
+/// Deferred ordering edges kept by all threads, the calling thread's dropped locks struck
+/// first (for tests).
+pub(crate) fn order_pending_size() -> usize {
+    with_current_ctx(|ctx| order::pending_size(Some(&ctx.order_view())))
+        .unwrap_or_else(|| order::pending_size(None))
+}
+
 /// Model checks of the foreign-release protocol (`--cfg loom`, see [`crate::primitive`]): a
 /// Lock the owner acquired is released by another thread while the owner reads its mail or
 /// exits. Whatever the interleaving, the hold is struck exactly once, from the owner's live

@@ -34,13 +34,11 @@ pub(crate) mod trace;
 pub(crate) use detect::{check, waiting_thread_count};
 pub(crate) use graph::{registered_waits_on, Probe};
 pub(crate) use held::Held;
+pub(crate) use local::order_pending_size;
 pub(crate) use local::{adopt_thread, preregister_thread};
 pub(crate) use local::{with_ctx, with_current_ctx, with_fast_ctx, ThreadCtx};
 pub(crate) use meta::{next_resource_id, next_wait_seq, Meta, ResourceInfo};
-pub(crate) use order::{
-    graph_size as order_graph_size, known_edges_size, pending_size as order_pending_size,
-    write_order_graph,
-};
+pub(crate) use order::{graph_size as order_graph_size, known_edges_size, write_order_graph};
 pub(crate) use registry::{forget_thread, live_thread_count, ThreadRecord};
 pub(crate) use report::{set_handler, wait_for_reports};
 pub(crate) use runtime::runtime;

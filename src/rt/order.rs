@@ -8,7 +8,10 @@
 //!    *sink*) cannot close a cycle, so a thread keeps it in its own buffer instead of the global
 //!    graph, and it is gone with the lock if nothing else happens. This is the common case of
 //!    a short-lived lock taken under a long-held one (`account-{k}` under `accounts`): no
-//!    global lock, no allocation, and memory that follows the locks;
+//!    global lock, no allocation, and memory that follows the locks. When the thread that
+//!    deferred the edge drops the lock, the drop only notes it, and the edge is struck at the
+//!    thread's next use of its buffer (`ThreadOrder::last_dropped`): the whole life of such a
+//!    lock takes the buffer's lock once;
 //! 3. a `DashMap` of edges any thread recorded;
 //! 4. for an edge never seen before, the global lock-order graph (`lockwatch_detector::order`),
 //!    whose incremental topological order makes the insertion cheap.
@@ -57,7 +60,7 @@ use lockwatch_detector::order::{
 };
 use lockwatch_detector::ResourceKind as Kind;
 use lockwatch_detector::{CycleEdge, Report};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -135,6 +138,19 @@ pub(crate) struct ThreadOrder {
     pending: OnceCell<SharedBuffer>,
     /// Whether `pending` may hold edges: a thread-local check before its lock is taken.
     may_have_pending: Cell<bool>,
+    /// `pending.published_some`, readable without its lock (only this thread sets either).
+    published_some: Cell<bool>,
+    /// The last lock this thread deferred edges into and then dropped itself (0: none), whose
+    /// edges may still be in `pending`: struck out the next time this thread takes its
+    /// buffer's lock ([`ThreadOrder::lock_own`]), so that the drop itself costs no lock (see
+    /// [`forget_own_pending`]). Until then the edges are inert: nothing publishes an edge of
+    /// this buffer into a dropped lock (a claim takes the edges into the live lock it claims;
+    /// everything else that publishes runs on this thread and strikes these first).
+    last_dropped: Cell<u64>,
+    /// The ones dropped before `last_dropped` since the buffer's lock was last taken. At most
+    /// one per lock deferred into since then, so bounded by `MAX_PENDING` plus one; kept
+    /// allocated.
+    dropped: RefCell<Vec<u64>>,
     /// Hashes of hierarchy recordings this thread already made.
     class_seen: RefCell<HashSet<u64>>,
     /// Buffers [`note_new_edges`] reuses, so that recording a new edge allocates nothing
@@ -155,6 +171,9 @@ impl ThreadOrder {
             edge_cache: EdgeCache::new(),
             pending: OnceCell::new(),
             may_have_pending: Cell::new(false),
+            published_some: Cell::new(false),
+            last_dropped: Cell::new(0),
+            dropped: RefCell::new(Vec::new()),
             class_seen: RefCell::new(HashSet::new()),
             scratch: Cell::new(Scratch::default()),
         }
@@ -169,6 +188,44 @@ impl ThreadOrder {
             state().buffers.lock().insert(thread, buffer.clone());
             buffer
         })
+    }
+
+    /// Locks this thread's own buffer, first striking the edges into the locks it dropped
+    /// since it last did.
+    fn lock_own(&self, thread: u64) -> MutexGuard<'_, PendingBuffer> {
+        let mut buffer = self.buffer(thread).lock();
+        let last = self.last_dropped.replace(0);
+        if last != 0 {
+            strike(&mut buffer.edges, last);
+            // Not borrowed elsewhere: only `forget_own_pending` borrows it too, and neither
+            // runs code that could reach the other while it holds the borrow.
+            if let Ok(mut dropped) = self.dropped.try_borrow_mut() {
+                if !dropped.is_empty() {
+                    for id in dropped.drain(..) {
+                        strike(&mut buffer.edges, id);
+                    }
+                }
+            }
+        }
+        buffer
+    }
+}
+
+/// Removes from `edges` every edge into lock `id`. From the end: the edges of the lock
+/// deferred into last, the usual one to strike, are there.
+fn strike(edges: &mut Vec<Pending>, id: u64) {
+    let mut k = edges.len();
+    while k > 0 {
+        k -= 1;
+        if edges[k].to == id {
+            if k + 1 == edges.len() {
+                // Dropped in place: the usual case, the edge deferred last.
+                edges.truncate(k);
+            } else {
+                // What moves into `k` comes from the end, already looked at.
+                edges.swap_remove(k);
+            }
+        }
     }
 }
 
@@ -248,6 +305,86 @@ pub(crate) fn note_acquire(ctx: &OrderCtx<'_>, meta: &Meta, site: &'static Locat
     }
 }
 
+/// The common new ordering, recorded without the general machinery of `note_new_edges`:
+/// one lock held, and a lock taken that is a sink this thread may defer into, with nothing
+/// more to record (no hierarchy, no backtraces): the deferred edge goes into this thread's
+/// buffer. `true` if the acquisition's orderings are recorded (or were known); `false` if it
+/// does not apply, having changed nothing: then [`note_acquire`] must run. Cannot panic, so
+/// needs no guard.
+#[inline]
+pub(crate) fn try_note_single_deferred(
+    ctx: &OrderCtx<'_>,
+    meta: &Meta,
+    site: &'static Location<'static>,
+) -> bool {
+    if !meta.may_defer_into() || config::full_backtraces() || hierarchy_on() {
+        return false;
+    }
+    let Some(from) = ctx.held.single() else {
+        return false;
+    };
+    let to = meta.id();
+    let fingerprint = ctx.held_fingerprint.get();
+    if ctx.order.edge_cache.contains((fingerprint, to)) {
+        return true;
+    }
+    let me = ctx.id();
+    let owner = meta.pending_owner.load(Ordering::SeqCst);
+    if from.id == to || (owner != 0 && owner != me) {
+        return false;
+    }
+    let mut buffer = ctx.order.lock_own(me);
+    // The source's own deferred in-edges must be published, and a full buffer emptied: the
+    // general path does both.
+    if buffer.edges.len() >= MAX_PENDING || buffer.edges.iter().any(|p| p.to == from.id) {
+        return false;
+    }
+    // The same handshake as `try_defer`'s: take ownership, then re-read the flag, under the
+    // buffer's lock (a claim that set it may already have emptied the buffer of this lock's
+    // edges, and would never see one added now).
+    if owner == 0
+        && meta
+            .pending_owner
+            .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return false;
+    }
+    if !meta.may_defer_into() {
+        // Ownership taken just now is given back. Ownership held from before is left to the
+        // claim that set the flag: its swap publishes the edges already kept.
+        if owner == 0 {
+            let _ = meta
+                .pending_owner
+                .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
+        }
+        return false;
+    }
+    // With one lock held the edge has no gates (the source is not its own gate). A repeat
+    // (only possible once this thread owns the lock's edges) adds nothing.
+    let covered = owner == me
+        && buffer
+            .edges
+            .iter()
+            .any(|p| p.to == to && p.from.id == from.id && p.gates.is_empty());
+    if !covered {
+        buffer.edges.push(Pending {
+            from,
+            to,
+            to_kind: meta.kind(),
+            to_created_at: meta.created_at(),
+            site,
+            gates: Vec::new(),
+        });
+    }
+    drop(buffer);
+    ctx.order.may_have_pending.set(true);
+    // As in `note_new_edges`: the hold is a source now.
+    ctx.held.mark_in_order_graph(0);
+    ctx.order.edge_cache.insert((fingerprint, to));
+    true
+}
+
 /// Called on the slow path of every acquisition, before anything else: a lock another thread
 /// deferred edges into is about to be held by this one, which could make it a source: those
 /// edges are published first, and the lock is never deferred into again.
@@ -280,18 +417,26 @@ fn claim_slow(meta: &Meta, ctx: &OrderCtx<'_>) {
     }
 }
 
-fn take_pending(buffer: &SharedBuffer, mut which: impl FnMut(&Pending) -> bool) -> Vec<Pending> {
-    let mut buffer = buffer.lock();
+fn take_pending(buffer: &SharedBuffer, which: impl FnMut(&Pending) -> bool) -> Vec<Pending> {
     let mut taken = Vec::new();
+    extract(&mut buffer.lock().edges, &mut taken, which);
+    taken
+}
+
+/// Moves the edges `which` selects from `edges` to `into`.
+fn extract(
+    edges: &mut Vec<Pending>,
+    into: &mut Vec<Pending>,
+    mut which: impl FnMut(&Pending) -> bool,
+) {
     let mut k = 0;
-    while k < buffer.edges.len() {
-        if which(&buffer.edges[k]) {
-            taken.push(buffer.edges.swap_remove(k));
+    while k < edges.len() {
+        if which(&edges[k]) {
+            into.push(edges.swap_remove(k));
         } else {
             k += 1;
         }
     }
-    taken
 }
 
 /// Puts deferred edges recorded by thread `thread` into the graph; returns the reports of the
@@ -389,17 +534,36 @@ fn note_new_edges(ctx: &OrderCtx<'_>, meta: &Meta, site: &'static Location<'stat
     );
     let (held, sources, gate_ids) = (&held[..], &sources[..], &gate_ids[..]);
 
-    // Each source is becoming one now: what this thread deferred into it goes to the graph.
-    if ctx.order.may_have_pending.get() {
-        let buffer = ctx.order.buffer(ctx.id());
-        let taken = take_pending(buffer, |p| sources.iter().any(|&k| held[k].id == p.to));
-        if !taken.is_empty() {
-            reports.extend(publish(ctx.id(), taken));
+    // One hold of this thread's buffer for both of what follows: each source is becoming one
+    // now, so what this thread deferred into it goes to the graph; and the edges of this
+    // acquisition may stay in the buffer instead.
+    let may_defer = !config::full_backtraces() && meta.may_defer_into();
+    let mut to_publish = Vec::new();
+    let mut deferred = false;
+    if ctx.order.may_have_pending.get() || may_defer {
+        let mut buffer = ctx.order.lock_own(ctx.id());
+        if ctx.order.may_have_pending.get() {
+            extract(&mut buffer.edges, &mut to_publish, |p| {
+                sources.iter().any(|&k| held[k].id == p.to)
+            });
+        }
+        if may_defer {
+            deferred = try_defer(
+                ctx,
+                meta,
+                &mut buffer,
+                held,
+                sources,
+                gate_ids,
+                site,
+                &mut to_publish,
+            );
         }
     }
+    if !to_publish.is_empty() {
+        reports.extend(publish(ctx.id(), to_publish));
+    }
 
-    let deferred = !config::full_backtraces()
-        && try_defer(ctx, meta, held, sources, gate_ids, site, &mut reports);
     if !deferred {
         let mut here: Option<Vec<lockwatch_detector::Frame>> = None;
         for &index in sources {
@@ -463,34 +627,31 @@ fn hierarchy_on() -> bool {
     *ON.get_or_init(|| config::current().read().order_graph.is_some())
 }
 
-/// Keeps the edges of this acquisition in the thread's buffer if `meta` is a sink this thread
-/// may defer into; `false` if they must go to the graph.
+/// Keeps the edges of this acquisition in the thread's own buffer (`pending`, locked) if
+/// `meta` is a sink this thread may defer into; `false` if they must go to the graph. A buffer
+/// at its bound is emptied into `overflow`, for the caller to publish once it is unlocked.
+#[allow(clippy::too_many_arguments)]
 fn try_defer(
     ctx: &OrderCtx<'_>,
     meta: &Meta,
+    pending: &mut PendingBuffer,
     held: &[Held],
     sources: &[usize],
     gate_ids: &[u64],
     site: &'static Location<'static>,
-    reports: &mut Vec<Report>,
+    overflow: &mut Vec<Pending>,
 ) -> bool {
-    if !meta.may_defer_into() {
-        return false;
-    }
     let me = ctx.id();
     let owner = meta.pending_owner.load(Ordering::SeqCst);
     if owner != 0 && owner != me {
         return false;
     }
     let to = meta.id();
-    let buffer = ctx.order.buffer(me);
-    let mut pending = buffer.lock();
     if pending.edges.len() >= MAX_PENDING {
         // Bounded: publish them all, and this acquisition goes to the graph.
-        let all = std::mem::take(&mut pending.edges);
+        overflow.append(&mut pending.edges);
         pending.published_some = true;
-        drop(pending);
-        reports.extend(publish(me, all));
+        ctx.order.published_some.set(true);
         return false;
     }
     if owner == 0
@@ -501,12 +662,17 @@ fn try_defer(
     {
         return false;
     }
-    // Re-read after taking ownership: a claim that set the flag before we took it has not
-    // seen us, and we must not keep anything.
+    // Re-read after taking ownership, under the buffer's lock: a claim that set the flag
+    // before we took it has not seen us, or has already taken this lock's edges out of the
+    // buffer; either way we must not keep anything.
     if !meta.may_defer_into() {
-        let _ = meta
-            .pending_owner
-            .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
+        // Ownership taken just now is given back. Ownership held from before is left to the
+        // claim that set the flag: its swap publishes the edges already kept.
+        if owner == 0 {
+            let _ = meta
+                .pending_owner
+                .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
+        }
         return false;
     }
     for &index in sources {
@@ -771,50 +937,69 @@ pub(crate) fn remove_lock(id: u64, was_source: bool) {
 /// `own` is the dropping thread's view, if it still has its state: usually the owner drops its
 /// own lock, and its buffer is at hand.
 pub(crate) fn forget_pending(id: u64, owner: u64, own: Option<&OrderCtx<'_>>) -> bool {
-    fn strike(buffer: &SharedBuffer, id: u64) -> bool {
+    fn strike_in(buffer: &SharedBuffer, id: u64) -> bool {
         let mut pending = buffer.lock();
-        let mut k = pending.edges.len();
-        while k > 0 {
-            k -= 1;
-            if pending.edges[k].to == id {
-                pending.edges.swap_remove(k);
-            }
-        }
+        strike(&mut pending.edges, id);
         !pending.published_some
     }
     // Usually the owner drops its own lock: its buffer is at hand.
     let own = own.and_then(|ctx| match ctx.order.pending.get() {
-        Some(buffer) if ctx.id() == owner => Some(strike(buffer, id)),
+        Some(buffer) if ctx.id() == owner => Some(strike_in(buffer, id)),
         _ => None,
     });
     if let Some(done) = own {
         return done;
     }
     let buffer = state().buffers.lock().get(&owner).cloned();
-    buffer.is_some_and(|buffer| strike(&buffer, id))
+    buffer.is_some_and(|buffer| strike_in(&buffer, id))
 }
 
-/// The thread is exiting: what it deferred goes to the graph (its locks may outlive it).
+/// A lock this thread may have deferred edges into (`owner`, its pending owner) is being
+/// dropped by it: the common end of a short-lived lock. Notes the lock for its edges to be
+/// struck at this thread's next use of its buffer, which takes no lock now; `true` if that is
+/// all there is to do. `false` (nothing done) if another thread is dropping it, or if this
+/// thread's buffer ever overflowed into the graph: then [`forget_pending`] must.
+pub(crate) fn forget_own_pending(id: u64, owner: u64, ctx: &OrderCtx<'_>) -> bool {
+    let order = &ctx.order;
+    if ctx.id() != owner || order.published_some.get() {
+        return false;
+    }
+    let previous = order.last_dropped.replace(id);
+    if previous != 0 {
+        match order.dropped.try_borrow_mut() {
+            Ok(mut dropped) => dropped.push(previous),
+            Err(_) => {
+                // Cannot happen (see `lock_own`); if it did, the earlier lock takes the
+                // general path.
+                order.last_dropped.set(previous);
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// A thread is about to block for good, maybe forever (a registered wait): the edges it kept
 /// to itself go to the global graph now, so an inversion they close is reported even if the
 /// thread never runs again (two threads taking two locks in opposite orders and deadlocking).
 pub(crate) fn publish_before_blocking(ctx: &OrderCtx<'_>) {
-    let Some(buffer) = ctx.order.pending.get() else {
+    if ctx.order.pending.get().is_none() {
         return;
-    };
-    let all = std::mem::take(&mut buffer.lock().edges);
+    }
+    let all = std::mem::take(&mut ctx.order.lock_own(ctx.id()).edges);
     if !all.is_empty() && !std::thread::panicking() {
         let reports = publish(ctx.id(), all);
         emit_all(reports);
     }
 }
 
+/// The thread is exiting: what it deferred goes to the graph (its locks may outlive it).
 pub(crate) fn thread_exit(ctx: &OrderCtx<'_>) {
-    let Some(buffer) = ctx.order.pending.get() else {
+    if ctx.order.pending.get().is_none() {
         return;
-    };
+    }
     state().buffers.lock().remove(&ctx.id());
-    let all = std::mem::take(&mut buffer.lock().edges);
+    let all = std::mem::take(&mut ctx.order.lock_own(ctx.id()).edges);
     if !all.is_empty() && !std::thread::panicking() {
         let reports = publish(ctx.id(), all);
         emit_all(reports);
@@ -834,8 +1019,17 @@ pub(crate) fn graph_size() -> (usize, usize) {
     (graph.node_count(), graph.edge_count())
 }
 
-/// Deferred edges kept by all threads (tests check they follow the locks).
-pub(crate) fn pending_size() -> usize {
+/// Deferred edges kept by all threads (tests check they follow the locks). The calling
+/// thread's edges into the locks it dropped are struck first; another thread's stay counted
+/// until it next records an ordering.
+///
+/// `own`: the calling thread's view, if it has its state.
+pub(crate) fn pending_size(own: Option<&OrderCtx<'_>>) -> usize {
+    if let Some(ctx) = own {
+        if ctx.order.pending.get().is_some() {
+            drop(ctx.order.lock_own(ctx.id()));
+        }
+    }
     let buffers: Vec<SharedBuffer> = state().buffers.lock().values().cloned().collect();
     buffers.iter().map(|b| b.lock().edges.len()).sum()
 }

@@ -148,7 +148,11 @@ fn note_ordering(meta: &Meta, ctx: &ThreadCtx, mode: Mode, site: &'static Locati
     if mode == Mode::Blocking && ctx.held_fingerprint.get() != 0 && config::lock_order_enabled() {
         // Ownerless locks another thread released are no longer held: not a source of edges.
         ctx.collect_foreign_releases();
-        report::guard_bookkeeping(|| order::note_acquire(&ctx.order_view(), meta, site));
+        let view = ctx.order_view();
+        // The commonest new ordering has a path that cannot panic: no guard to set up.
+        if !order::try_note_single_deferred(&view, meta, site) {
+            report::guard_bookkeeping(|| order::note_acquire(&view, meta, site));
+        }
     }
 }
 
@@ -515,9 +519,18 @@ fn forget_lock(id: u64, flags: u8, pending_owner: u64) {
     if flags & FLAG_NAMED != 0 {
         runtime().names.remove(&id);
     }
+    let mut in_graph = flags & (FLAG_IN_ORDER_GRAPH | FLAG_NO_DEFER) != 0;
+    // The common end of a short-lived lock: only its creator took it, under other locks, and
+    // drops it. Cannot panic, takes no lock.
+    if !in_graph
+        && pending_owner != 0
+        && with_current_ctx(|ctx| order::forget_own_pending(id, pending_owner, &ctx.order_view()))
+            .unwrap_or(false)
+    {
+        return;
+    }
     // A panic in the lock-order bookkeeping never reaches the dropping code.
     report::guard_bookkeeping(|| {
-        let mut in_graph = flags & (FLAG_IN_ORDER_GRAPH | FLAG_NO_DEFER) != 0;
         if pending_owner != 0 {
             let forgotten = with_current_ctx(|ctx| {
                 order::forget_pending(id, pending_owner, Some(&ctx.order_view()))
