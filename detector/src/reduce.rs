@@ -104,16 +104,21 @@ pub fn analyze(s: &Snapshot) -> Vec<Finding> {
     findings
 }
 
+/// A map keyed by thread or resource ids: the runtime's own counters, never chosen by an
+/// adversary, so a fast fixed hasher is safe (SipHash was a large part of a reduction over
+/// 10,000 threads).
+type IdMap<V> = HashMap<u64, V, foldhash::fast::FixedState>;
+
 /// Lookups over one snapshot, built once per analysis.
 struct Index<'a> {
     s: &'a Snapshot,
     /// Thread id -> position in `s.threads`.
-    thread: HashMap<u64, usize>,
-    resource: HashMap<u64, &'a ResourceSnap>,
+    thread: IdMap<usize>,
+    resource: IdMap<&'a ResourceSnap>,
     /// Resource id -> (holder position, op), in snapshot order.
-    holders: HashMap<u64, Vec<(usize, Op)>>,
+    holders: IdMap<Vec<(usize, Op)>>,
     /// Resource id -> positions of the blocked threads waiting on it for write.
-    queued_writers: HashMap<u64, Vec<usize>>,
+    queued_writers: IdMap<Vec<usize>>,
 }
 
 /// When a thread becomes reducible.
@@ -132,9 +137,9 @@ enum Need {
 
 impl<'a> Index<'a> {
     fn new(s: &'a Snapshot) -> Self {
-        let mut thread = HashMap::with_capacity(s.threads.len());
-        let mut holders: HashMap<u64, Vec<(usize, Op)>> = HashMap::new();
-        let mut queued_writers: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut thread = IdMap::with_capacity_and_hasher(s.threads.len(), Default::default());
+        let mut holders: IdMap<Vec<(usize, Op)>> = IdMap::default();
+        let mut queued_writers: IdMap<Vec<usize>> = IdMap::default();
         for (i, t) in s.threads.iter().enumerate() {
             thread.insert(t.id, i);
             for h in &t.holds {
@@ -179,7 +184,7 @@ impl<'a> Index<'a> {
             ThreadState::Exited => return Need::Never,
             ThreadState::Blocked => {}
         }
-        let Some((_, r)) = self.wait(i) else {
+        let Some((w, r)) = self.wait(i) else {
             return Need::Now;
         };
         if r.available {
@@ -194,7 +199,7 @@ impl<'a> Index<'a> {
                 Need::All(v)
             }
         };
-        match releasers(r, w_op(self.wait(i))) {
+        match releasers(r, Some(w.op)) {
             Releasers::Holders => {
                 let hs = self.holders_of(r.id);
                 if hs.iter().any(|&(h, _)| h == i) {

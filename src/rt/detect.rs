@@ -314,8 +314,14 @@ impl FindingDraft {
 /// whose threads are still in the very same waits are kept. The caller holds the scanner lock (`Detection::scanner`).
 fn confirmed_findings() -> Option<Confirmation> {
     let candidates: HashSet<Identity> = {
-        let first = Indexed::new(snapshot());
-        reduce::analyze(&first.snapshot)
+        let first = snapshot();
+        let findings = reduce::analyze(&first);
+        if findings.is_empty() {
+            // The common case: nothing is stuck, and no thread index is needed.
+            return None;
+        }
+        let first = Indexed::new(first);
+        findings
             .iter()
             .map(|f| first.identity(f))
             .filter(|key| !already_reported(key))

@@ -58,11 +58,12 @@ impl ThreadRecord {
         self.os_tid.store(current_os_tid(), Ordering::Relaxed);
     }
 
-    /// Whether this is the process's main thread (where the platform says: Linux, whose main
-    /// thread's kernel id is the process id).
-    pub(crate) fn is_process_main_thread(&self) -> bool {
+    /// Whether this is the main thread of the process `pid` (where the platform says: Linux,
+    /// whose main thread's kernel id is the process id). The caller reads `pid` once for many
+    /// records: it costs a system call.
+    pub(crate) fn is_process_main_thread(&self, pid: u32) -> bool {
         let tid = self.os_tid.load(Ordering::Relaxed);
-        tid != 0 && tid == u64::from(std::process::id())
+        tid != 0 && tid == u64::from(pid)
     }
 
     /// Whether the OS thread is certainly gone. `false` while it still runs (its

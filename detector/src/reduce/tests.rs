@@ -333,6 +333,29 @@ fn threads_blocked_behind_a_cycle_join_its_finding_but_do_not_close_it() {
     assert_eq!(f[0].closing_thread, 3);
 }
 
+/// The benchmark's shape (10,000 threads blocked on one lock) both ways: a running holder
+/// frees every waiter; a holder stuck in a cycle takes every waiter into its one finding.
+#[test]
+fn ten_thousand_waiters_on_one_lock_share_their_holder_fate() {
+    let waiters = |b: B| (100..10_100).fold(b, |b, id| b.blocked(id, "", 10, Op::Lock, id));
+    let free = waiters(
+        B::new()
+            .mutex(10, "gate")
+            .running(1, "holder")
+            .holds(1, 10, Op::Lock),
+    )
+    .done();
+    assert!(analyze(&free).is_empty());
+
+    let f = analyze(&waiters(abba()).done());
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].cycle, vec![edge(2, 11, 3), edge(3, 10, 2)]);
+    assert_eq!(f[0].threads.len(), 10_002);
+    assert_eq!(f[0].threads[..3], [2, 3, 100]);
+    assert_eq!(f[0].key.len(), 10_002);
+    assert_eq!(f[0].closing_thread, 3);
+}
+
 #[test]
 fn an_event_nobody_can_set_is_a_stall() {
     let s = B::new()
