@@ -6,7 +6,7 @@
 //! in the lock, and pushes an entry on a thread-local stack. Only an acquisition that has to
 //! wait takes the `#[cold]` path that registers the wait in the global graph.
 
-use crate::raw::{Access, CondWaiter, CvWake, RawCondvar, RawLock, RawMutex};
+use crate::raw::{Access, CondWaiter, RawCondvar, RawLock, RawMutex};
 use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -229,16 +229,17 @@ impl CondvarCore {
     }
 }
 
-/// A wait nobody tracks: one park, then the mutex again.
+/// A wait nobody tracks: one park, then the mutex again unless its release handed it over.
 pub(crate) fn condvar_wait_untracked(
     cv: &RawCondvar,
     mutex: &RawMutex,
     deadline: Option<Instant>,
 ) -> bool {
-    cv.enter();
-    let waiter = CondWaiter::new(None);
-    let woke = cv.park(Some(mutex), deadline, false, false, &waiter);
-    cv.leave();
-    mutex.lock();
-    woke == CvWake::TimedOut
+    let waiter = CondWaiter::new(mutex, None);
+    cv.wait_as(&waiter, || cv.park(&waiter, true, deadline));
+    if !waiter.holds_mutex() {
+        mutex.lock();
+    }
+    // A notification that came after the park timed out still ends the wait as notified.
+    !waiter.notified()
 }
