@@ -157,7 +157,7 @@ fn tracked(
             })
         })
     }));
-    // The wait has left the condvar's queue: whether it was notified is settled.
+    // The wait has left the condvar's list: whether it was notified is settled.
     if !waiter.holds_mutex() {
         retake(ctx, mutex, site);
     }
