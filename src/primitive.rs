@@ -85,26 +85,42 @@ pub(crate) mod sync {
     pub(crate) use self::loom_mutex::{Mutex, MutexGuard};
 
     /// loom's mutex with parking_lot's signature: `lock()` returns the guard (nothing poisons
-    /// it here: a panic inside a loom model fails the test anyway).
+    /// it here: a panic inside a loom model fails the test anyway), and `new` is `const`, as
+    /// parking_lot's is: like the atomics above, the loom mutex comes into being on first use.
     #[cfg(loom)]
     mod loom_mutex {
-        pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+        use std::sync::OnceLock;
+
+        pub(crate) struct Mutex<T> {
+            initial: std::sync::Mutex<Option<T>>,
+            cell: OnceLock<loom::sync::Mutex<T>>,
+        }
 
         pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
 
         impl<T> Mutex<T> {
-            pub(crate) fn new(value: T) -> Mutex<T> {
-                Mutex(loom::sync::Mutex::new(value))
+            pub(crate) const fn new(value: T) -> Mutex<T> {
+                Mutex {
+                    initial: std::sync::Mutex::new(Some(value)),
+                    cell: OnceLock::new(),
+                }
+            }
+
+            fn inner(&self) -> &loom::sync::Mutex<T> {
+                self.cell.get_or_init(|| {
+                    let value = self.initial.lock().unwrap().take();
+                    loom::sync::Mutex::new(value.expect("made once"))
+                })
             }
 
             pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-                self.0
+                self.inner()
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
             }
 
             pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-                self.0.try_lock().ok()
+                self.inner().try_lock().ok()
             }
         }
 
@@ -181,17 +197,23 @@ pub(crate) mod hint {
 /// interleaving of other threads in between. Spinning is left out (`SpinWait::spin` is always
 /// false), fair hand-over is chosen by `parking::set_fair` (under loom).
 pub(crate) mod parking {
-    pub(crate) use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
+    pub(crate) use parking_lot_core::{
+        FilterOp, ParkResult, ParkToken, RequeueOp, UnparkResult, UnparkToken,
+    };
 
     #[cfg(not(loom))]
-    pub(crate) use parking_lot_core::{park, unpark_all, unpark_filter, unpark_one, SpinWait};
+    pub(crate) use parking_lot_core::{
+        park, unpark_all, unpark_filter, unpark_one, unpark_requeue, SpinWait,
+    };
 
     #[cfg(loom)]
-    pub(crate) use self::model::{park, set_fair, unpark_all, unpark_filter, unpark_one, SpinWait};
+    pub(crate) use self::model::{
+        park, set_fair, unpark_all, unpark_filter, unpark_one, unpark_requeue, SpinWait,
+    };
 
     #[cfg(loom)]
     mod model {
-        use super::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
+        use super::{FilterOp, ParkResult, ParkToken, RequeueOp, UnparkResult, UnparkToken};
         use loom::sync::{Arc, Mutex};
         use std::time::Instant;
 
@@ -267,7 +289,8 @@ pub(crate) mod parking {
                     .iter()
                     .position(|p| Arc::ptr_eq(&p.woken, &woken))
                     .expect("a parked thread not woken is queued");
-                queue.remove(at);
+                // The key it is parked under now: a requeue may have moved it.
+                let key = queue.remove(at).key;
                 let was_last = !queue.iter().any(|p| p.key == key);
                 timed_out(key, was_last);
                 return ParkResult::TimedOut;
@@ -343,6 +366,55 @@ pub(crate) mod parking {
             let token = callback(result);
             drop(queue);
             for parked in chosen {
+                wake(parked, token);
+            }
+            result
+        }
+
+        /// # Safety
+        /// As `parking_lot_core::unpark_requeue`.
+        pub(crate) unsafe fn unpark_requeue(
+            key_from: usize,
+            key_to: usize,
+            validate: impl FnOnce() -> RequeueOp,
+            callback: impl FnOnce(RequeueOp, UnparkResult) -> UnparkToken,
+        ) -> UnparkResult {
+            let mut queue = QUEUE.lock().unwrap();
+            let mut result = UnparkResult::default();
+            let op = validate();
+            if op == RequeueOp::Abort {
+                return result;
+            }
+            let wakes_one = matches!(op, RequeueOp::UnparkOne | RequeueOp::UnparkOneRequeueRest);
+            let just_one = matches!(op, RequeueOp::UnparkOne | RequeueOp::RequeueOne);
+            let mut woken = None;
+            let mut requeued = Vec::new();
+            let mut i = 0;
+            while i < queue.len() {
+                if queue[i].key != key_from {
+                    i += 1;
+                    continue;
+                }
+                if just_one && (woken.is_some() || !requeued.is_empty()) {
+                    result.have_more_threads = true;
+                    break;
+                }
+                let mut parked = queue.remove(i);
+                if wakes_one && woken.is_none() {
+                    woken = Some(parked);
+                } else {
+                    parked.key = key_to;
+                    requeued.push(parked);
+                }
+            }
+            result.unparked_threads = usize::from(woken.is_some());
+            result.requeued_threads = requeued.len();
+            result.be_fair = woken.is_some() && FAIR.with(std::cell::Cell::get);
+            // Requeued threads join the end of the target's queue, in their order.
+            queue.extend(requeued);
+            let token = callback(op, result);
+            drop(queue);
+            if let Some(parked) = woken {
                 wake(parked, token);
             }
             result

@@ -3,6 +3,7 @@
 //! waits have no registered phase, and this file is empty.
 #![cfg(feature = "detect")]
 
+mod child;
 mod support;
 
 use lockwatch::{introspect, thread, Condvar, Lock, Mutex};
@@ -224,4 +225,80 @@ fn idle_waiters_never_wake_while_they_wait() {
         }
         join(joiner);
     });
+}
+
+/// The deadlock a notified waiter forms once requeued onto its mutex: it holds `L`, and its
+/// notifier, holding the mutex, goes on to take `L`. The waiter is parked on the mutex's queue
+/// (the notification moved it there without waking it), and the wait-for graph must show it
+/// waiting for the mutex, not for a notification it already has.
+#[test]
+#[ignore = "run in a child process by the test below"]
+fn child_a_requeued_condvar_waiter_and_its_notifier_deadlock() {
+    let state = Arc::new((
+        Mutex::named("requeue L", ()),
+        Mutex::named("requeue M", false),
+        Condvar::named("requeue cv"),
+    ));
+    let waiter = {
+        let state = state.clone();
+        thread::Builder::new()
+            .name("waiter".into())
+            .spawn(move || {
+                let (l, m, cv) = &*state;
+                let _l = l.lock();
+                let mut ready = m.lock();
+                while !*ready {
+                    cv.wait(&mut ready);
+                }
+            })
+            .unwrap()
+    };
+    // The waiter is in the registered phase of its wait: the mutex is free.
+    until_registered("requeue cv", 1);
+    let (l, m, cv) = &*state;
+    let mut ready = m.lock();
+    *ready = true;
+    assert!(cv.notify_one());
+    // Requeued: the waiter waits for the mutex this thread holds, and this thread for `L`.
+    let _l = l.lock();
+    drop(waiter);
+    unreachable!("the deadlock is reported and the process exits (policy abort)");
+}
+
+#[test]
+fn a_requeued_condvar_waiter_waits_for_the_mutex_in_the_wait_for_graph() {
+    let run = child::run_test_in_child(
+        "child_a_requeued_condvar_waiter_and_its_notifier_deadlock",
+        &[],
+        WAIT * 2,
+    );
+    assert_eq!(run.status, Some(86), "stderr:\n{}", run.stderr);
+    let report = run.only_report("deadlock");
+    let named = |name: &str| {
+        report["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no resource {name}: {report:#}"))["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let (l, m) = (named("requeue L"), named("requeue M"));
+    let thread = |name: &str| {
+        report["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no thread {name}: {report:#}"))
+    };
+    assert_eq!(thread("waiter")["waiting_for"]["resource"], m, "{report:#}");
+    let notifier = report["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["waiting_for"]["resource"] == l)
+        .unwrap_or_else(|| panic!("nobody waits for L: {report:#}"));
+    assert_eq!(notifier["holds"][0]["resource"], m, "{report:#}");
 }

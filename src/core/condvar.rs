@@ -4,7 +4,7 @@
 
 use super::hooks::ResourceInfo;
 use super::Kind;
-use crate::raw::{CondWaiter, CvWake, RawCondvar, RawMutex};
+use crate::raw::{CondWaiter, RawCondvar, RawMutex};
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,12 +46,14 @@ impl CondvarCore {
     }
 }
 
-/// A wait nobody tracks: one park, then the mutex again. Returns whether the deadline passed.
+/// A wait nobody tracks: one park, then the mutex again unless its release handed it over.
+/// Returns whether the deadline passed.
 pub(super) fn wait_untracked(cv: &RawCondvar, mutex: &RawMutex, deadline: Option<Instant>) -> bool {
-    cv.enter();
-    let waiter = CondWaiter::new(None);
-    let woke = cv.park(Some(mutex), deadline, false, false, &waiter);
-    cv.leave();
-    mutex.lock();
-    woke == CvWake::TimedOut
+    let waiter = CondWaiter::new(mutex, None);
+    cv.wait_as(&waiter, || cv.park(&waiter, true, deadline));
+    if !waiter.holds_mutex() {
+        mutex.lock();
+    }
+    // A notification that came after the park timed out still ends the wait as notified.
+    !waiter.notified()
 }

@@ -1,76 +1,151 @@
 //! A condition variable on `parking_lot_core`, for [`RawMutex`].
 //!
-//! A waiter is queued under the condition variable's address before it releases its mutex (in
-//! `before_sleep`), so no notification sent after the release can be missed, and it waits
-//! without the mutex: another thread's `try_lock` succeeds meanwhile. `notify_one` wakes exactly
-//! one waiter and `notify_all` every waiter; there are no spurious wake-ups.
+//! The condition variable keeps its own list of the waiters not yet notified, in the order
+//! they began to wait, and each waiter parks under its own address. A notifier takes waiters
+//! from the front of that list, so it knows exactly which waiter each notification is for:
+//! `notify_one` ends exactly one wait and `notify_all` every wait listed when it is called;
+//! there are no spurious wake-ups. A waiter joins the list while it still holds its mutex and
+//! releases the mutex only once it is parked (in `before_sleep`), so no notification sent after
+//! the release can be missed, and it waits without the mutex: another thread's `try_lock`
+//! succeeds meanwhile.
 //!
-//! One wait may be two parks: the wait driver parks quietly for a grace period first, and only
-//! a wait that outlasts it is registered in the wait-for graph and parks again. Between the two
-//! parks the waiter is out of the queue, yet it is still waiting: it is counted as *outside*,
-//! and a notification that finds nobody parked but someone outside is *owed* to that waiter,
-//! which takes it as it parks again. All three counts live in one word (waiters inside `wait`,
-//! outside, owed) and `outside`/`owed` change only under the queue's lock (in `parking_lot_core`
-//! callbacks), so a notification is never lost and never counted twice.
+//! **Requeueing.** A notified waiter must take its mutex back, and the notifier usually holds
+//! it. Waking the waiter then would only have it park again on the mutex, so the notifier
+//! moves it, still parked, onto the mutex's queue (`unpark_requeue`, as parking_lot's condvar
+//! does) and sets the mutex's parked bit: the mutex's release wakes it once, often handing the
+//! mutex over. A free mutex has nobody to release it, so a waiter notified then is woken.
 //!
-//! The rules for the code inside callbacks are those of [`super::mutex`].
+//! **One wait may be several parks.** The wait driver parks quietly for a grace period first,
+//! and only a wait that outlasts it is registered in the wait-for graph and parks again; a
+//! registered wait may be woken for a verdict and park again. A waiter stays in the list for
+//! its whole wait, parks or not, so a notification sent between two parks is the waiter's: it
+//! sees it as it parks again, or as it leaves ([`RawCondvar::wait_as`]).
+//!
+//! **Who touches a waiter when.** A notifier marks the waiter *notifying* under the list's
+//! lock, then wakes or requeues it and only then marks it notified or requeued (under the
+//! waiter's own parking queue lock). In between, the waiter may not end its wait, since the
+//! notifier still reads it and may still find it parked: a waiter that finds itself
+//! *notifying* parks until the notifier has dealt with it. So a waiter's memory is never
+//! touched after it ended its wait, and a waiter's address, reused by a later wait, is never
+//! mistaken for it.
+//!
+//! The rules for the code inside `parking_lot_core` callbacks are those of [`super::mutex`].
 
+use super::mutex::TOKEN_HANDOFF;
+use super::park::{interrupt_parked, TOKEN_INTERRUPT};
 use super::{RawMutex, Waiter};
 use crate::primitive::parking::{
-    self as core, FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken,
+    self as core, FilterOp, ParkResult, ParkToken, RequeueOp, UnparkResult, UnparkToken,
 };
-use crate::primitive::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::primitive::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::cell::Cell;
 use std::time::Instant;
 
-const WAITERS_ONE: u64 = 1;
-const WAITERS_MASK: u64 = 0xffff_ffff;
-const OUTSIDE_ONE: u64 = 1 << 32;
-const OUTSIDE_MASK: u64 = 0xffff << 32;
-const OWED_ONE: u64 = 1 << 48;
+/// In the condvar's list, not notified.
+const WAITING: u8 = 0;
+/// Taken off the list by a notifier that has not yet woken or requeued it.
+const NOTIFYING: u8 = 1;
+/// Notified: woken by its notifier, or it sees the notification before it parks again.
+const NOTIFIED: u8 = 2;
+/// Notified and parked on its mutex's queue (or woken from there): the mutex's release, a
+/// time-out or a verdict wakes it.
+const REQUEUED: u8 = 3;
+/// Notified, and its thread holds the mutex: handed over by its release, or never released.
+const HOLDING: u8 = 4;
 
-const TOKEN_NOTIFY: UnparkToken = UnparkToken(0);
-use super::park::{interrupt_parked, TOKEN_INTERRUPT};
+/// A notifier woke the waiter (a requeued one is woken by its mutex, with the mutex's tokens).
+const TOKEN_NOTIFY: UnparkToken = UnparkToken(3);
 
 /// How a park on a [`RawCondvar`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CvWake {
+    /// The waiter was notified: its wait is over ([`CondWaiter::holds_mutex`] says whether it
+    /// must still take its mutex back).
     Notified,
+    /// The deadline passed before a notification reached the waiter.
     TimedOut,
-    /// A verdict was posted for the waiter.
+    /// Woken for a verdict. It may have been notified meanwhile ([`CondWaiter::notified`]),
+    /// then parked on its mutex's queue: it is not holding the mutex.
     Interrupted,
 }
 
-/// A thread waiting on a condition variable. Its address is its park token: a notifier marks
-/// the waiter it wakes, so that the wait-for graph sees a notified waiter as free before it
-/// has even run.
+/// A thread waiting on a condition variable, with the mutex it takes back. Its address is its
+/// park key and its park token, both unique while it waits.
 pub(crate) struct CondWaiter<'a> {
-    notified: AtomicBool,
+    state: AtomicU8,
+    /// Its neighbours in the condvar's list while `WAITING` (see [`RawCondvar`]), touched only
+    /// under the list's lock: the next waiter (0 for the last), and the previous one (for the
+    /// first waiter, the last one).
+    next: AtomicUsize,
+    prev: AtomicUsize,
+    mutex: &'a RawMutex,
     interrupted: Option<&'a AtomicBool>,
 }
 
 impl<'a> CondWaiter<'a> {
-    pub(crate) fn new(interrupted: Option<&'a AtomicBool>) -> Self {
+    pub(crate) fn new(mutex: &'a RawMutex, interrupted: Option<&'a AtomicBool>) -> Self {
         let waiter = CondWaiter {
-            notified: AtomicBool::new(false),
+            state: AtomicU8::new(WAITING),
+            next: AtomicUsize::new(0),
+            prev: AtomicUsize::new(0),
+            mutex,
             interrupted,
         };
         // Under loom an atomic comes into being on first use (see `crate::primitive`): make
-        // it here, on the waiter's thread, before any notifier can see it.
+        // them here, on the waiter's thread, before any notifier can see them.
         #[cfg(loom)]
-        waiter.notified.load(Ordering::Relaxed);
+        {
+            waiter.state.load(Ordering::Relaxed);
+            waiter.next.load(Ordering::Relaxed);
+            waiter.prev.load(Ordering::Relaxed);
+        }
         waiter
     }
 
-    /// The park token naming this waiter.
+    /// The park token naming this waiter, on its own key and on its mutex's queue.
     pub(crate) fn token(&self) -> usize {
         self as *const CondWaiter<'_> as usize
     }
 
-    /// Whether a notification has reached this waiter.
-    #[cfg_attr(not(feature = "detect"), allow(dead_code))]
+    fn key(&self) -> usize {
+        self.token()
+    }
+
+    fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Whether a notification has reached this waiter (it may not have run since).
     pub(crate) fn notified(&self) -> bool {
-        self.notified.load(Ordering::Acquire)
+        self.state() != WAITING
+    }
+
+    /// Whether the waiter was notified and moved onto its mutex's queue: it now waits for the
+    /// mutex, and only the mutex's release (or a time-out, or a verdict) wakes it.
+    #[cfg_attr(not(feature = "detect"), allow(dead_code))]
+    pub(crate) fn requeued(&self) -> bool {
+        self.state() == REQUEUED
+    }
+
+    /// For the waiting thread, once its wait is over: whether it holds its mutex already (the
+    /// mutex's release handed it over, or the notification came before it was released).
+    pub(crate) fn holds_mutex(&self) -> bool {
+        self.state() == HOLDING
+    }
+
+    /// Wakes this waiter for a verdict where it is parked: under its own key, or on its
+    /// mutex's queue once requeued. False if it is parked in neither.
+    #[cfg_attr(not(feature = "detect"), allow(dead_code))]
+    pub(crate) fn interrupt(&self) -> bool {
+        // SAFETY: the key is this waiter's address, which only its own thread parks under; the
+        // callback does nothing.
+        if unsafe { interrupt_parked(self.key(), self.token(), |_| {}) } {
+            return true;
+        }
+        // A requeue moves the waiter under both queues' locks and marks it before releasing
+        // them, so a waiter missing from its own queue is either requeued (and marked so) or
+        // no longer parked. Requeues only go one way: this finds it unless it was woken.
+        self.state() == REQUEUED && self.mutex.interrupt(self.token())
     }
 
     fn as_waiter(&self) -> Waiter<'a> {
@@ -81,27 +156,33 @@ impl<'a> CondWaiter<'a> {
     }
 }
 
-/// Marks the waiter whose token was handed to a filter as notified.
+/// The condition variable: the list of waiters not yet notified, one word.
 ///
-/// # Safety
-/// `token` is a parked thread's [`CondWaiter::token`]: a thread stays parked, and its
-/// `CondWaiter` alive, until it is unparked, which happens only after the filter returns.
-unsafe fn mark_notified(token: ParkToken) {
-    // SAFETY: see the function's contract.
-    let waiter = unsafe { &*(token.0 as *const CondWaiter<'_>) };
-    waiter.notified.store(true, Ordering::Release);
+/// The list is intrusive (its links live in the [`CondWaiter`]s) and doubly linked, with the
+/// first waiter's `prev` pointing at the last, so that joining at the end and leaving from
+/// anywhere take constant time. Its lock is `parking_lot_core`'s queue lock for the condvar's
+/// own address, under which nobody ever parks: [`RawCondvar::locked`] takes it through an
+/// unpark that finds nobody, and the code under it follows the rules of the callbacks.
+pub(crate) struct RawCondvar {
+    /// The address of the first [`CondWaiter`] in [`RawCondvar::wait_as`] that is `WAITING`,
+    /// or 0. A waiter is alive while it is listed (`wait_as` removes it before returning), and
+    /// while it is `NOTIFYING` (it does not end its wait then).
+    head: AtomicUsize,
 }
 
-/// The condition variable: waiters inside `wait`, waiters between two parks, notifications
-/// owed to those (see the module's docs).
-pub(crate) struct RawCondvar {
-    counts: AtomicU64,
+/// The waiter at `address`, listed or `NOTIFYING`.
+///
+/// # Safety
+/// `address` is a [`CondWaiter`]'s, listed (with the list locked) or `NOTIFYING`: alive.
+unsafe fn waiter_at<'w>(address: usize) -> &'w CondWaiter<'w> {
+    // SAFETY: the function's contract.
+    unsafe { &*(address as *const CondWaiter<'w>) }
 }
 
 impl RawCondvar {
     pub(crate) const fn new() -> RawCondvar {
         RawCondvar {
-            counts: AtomicU64::new(0),
+            head: AtomicUsize::new(0),
         }
     }
 
@@ -109,205 +190,305 @@ impl RawCondvar {
         self as *const RawCondvar as usize
     }
 
-    fn outside(counts: u64) -> u64 {
-        (counts & OUTSIDE_MASK) >> 32
+    /// Runs `f` with the list locked. `f` follows the rules for `parking_lot_core` callbacks:
+    /// it runs inside one.
+    fn locked(&self, f: impl FnOnce()) {
+        let callback = |_: UnparkResult| {
+            f();
+            TOKEN_NOTIFY
+        };
+        // SAFETY: the key is this condvar's address, under which nobody parks (waiters park
+        // under their own); the filter stops at once and the callback follows the rules.
+        unsafe { core::unpark_filter(self.key(), |_| FilterOp::Stop, callback) };
     }
 
-    fn owed(counts: u64) -> u64 {
-        counts >> 48
+    /// How many waiters wait for a notification, for tests (which call it first thing, so that
+    /// under loom the list's head comes into being before any thread shares it).
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> usize {
+        let count = Cell::new(0);
+        self.locked(|| {
+            let mut at = self.head.load(Ordering::Relaxed);
+            while at != 0 {
+                count.set(count.get() + 1);
+                // SAFETY: listed, with the list locked.
+                at = unsafe { waiter_at(at) }.next.load(Ordering::Relaxed);
+            }
+        });
+        count.get()
     }
 
-    /// `(waiters, outside, owed)`, for tests.
-    #[cfg(any(test, loom))]
-    pub(super) fn counts(&self) -> (u64, u64, u64) {
-        let counts = self.counts.load(Ordering::Relaxed);
-        (
-            counts & WAITERS_MASK,
-            Self::outside(counts),
-            Self::owed(counts),
-        )
+    /// Lists `waiter` last. With the list locked.
+    fn push_back(&self, waiter: &CondWaiter<'_>) {
+        let me = waiter.key();
+        waiter.next.store(0, Ordering::Relaxed);
+        match self.head.load(Ordering::Relaxed) {
+            0 => {
+                waiter.prev.store(me, Ordering::Relaxed);
+                self.head.store(me, Ordering::Relaxed);
+            }
+            head => {
+                // SAFETY: listed, with the list locked.
+                let head = unsafe { waiter_at(head) };
+                let tail = head.prev.load(Ordering::Relaxed);
+                // SAFETY: listed, with the list locked.
+                unsafe { waiter_at(tail) }.next.store(me, Ordering::Relaxed);
+                waiter.prev.store(tail, Ordering::Relaxed);
+                head.prev.store(me, Ordering::Relaxed);
+            }
+        }
     }
 
-    /// Enters a wait (the caller holds its mutex): counted until [`RawCondvar::leave`].
-    pub(crate) fn enter(&self) {
-        self.counts.fetch_add(WAITERS_ONE, Ordering::Relaxed);
+    /// Unlists `waiter`, which is listed. With the list locked.
+    fn unlink(&self, waiter: &CondWaiter<'_>) {
+        let next = waiter.next.load(Ordering::Relaxed);
+        let prev = waiter.prev.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Relaxed);
+        if head == waiter.key() {
+            self.head.store(next, Ordering::Relaxed);
+            if next != 0 {
+                // SAFETY: listed, with the list locked.
+                unsafe { waiter_at(next) }
+                    .prev
+                    .store(prev, Ordering::Relaxed);
+            }
+            return;
+        }
+        // SAFETY: listed (it is not the first, so it has a predecessor), with the list locked.
+        unsafe { waiter_at(prev) }
+            .next
+            .store(next, Ordering::Relaxed);
+        let after = if next != 0 { next } else { head };
+        // SAFETY: listed, with the list locked.
+        unsafe { waiter_at(after) }
+            .prev
+            .store(prev, Ordering::Relaxed);
     }
 
-    /// Leaves a wait entered with [`RawCondvar::enter`].
-    pub(crate) fn leave(&self) {
-        self.counts.fetch_sub(WAITERS_ONE, Ordering::Relaxed);
+    /// Runs `body` with `waiter` listed for a notification: the wait of a thread holding the
+    /// waiter's mutex, which `body` releases with its first [`RawCondvar::park`]. On return
+    /// (or unwind) the waiter has left the list and its state is final:
+    /// [`CondWaiter::notified`] says whether a notification ended the wait (it may have
+    /// arrived after the last park timed out), [`CondWaiter::holds_mutex`] whether the caller
+    /// already holds the mutex again.
+    pub(crate) fn wait_as<R>(&self, waiter: &CondWaiter<'_>, body: impl FnOnce() -> R) -> R {
+        /// Leaves the list on every exit from [`RawCondvar::wait_as`], unwinding included:
+        /// a listed waiter must stay alive, and `waiter` is borrowed for the whole call.
+        struct Leave<'c, 'w, 'a> {
+            cv: &'c RawCondvar,
+            waiter: &'w CondWaiter<'a>,
+        }
+        impl Drop for Leave<'_, '_, '_> {
+            fn drop(&mut self) {
+                self.cv.leave(self.waiter);
+            }
+        }
+
+        self.locked(|| self.push_back(waiter));
+        let _leave = Leave { cv: self, waiter };
+        body()
     }
 
-    /// Parks `waiter` until notified, `deadline`, or interrupted.
-    ///
-    /// `unlock`: the mutex the caller holds, released once the thread is queued (first park of
-    /// a wait). `will_park_again`: if this park times out, the thread parks again within the
-    /// same wait, so it counts as outside until then. `again`: this park follows one that
-    /// timed out with `will_park_again`.
-    ///
-    /// An interrupt is only honoured on a park that releases no mutex (`unlock` is `None`), so
-    /// that on return the mutex is always released.
-    ///
-    /// After `TimedOut` from a park with `will_park_again`, or after `Interrupted`, the thread
-    /// counts as outside: it must park again (`again`) or [`RawCondvar::settle`].
+    fn leave(&self, waiter: &CondWaiter<'_>) {
+        if waiter.state() == WAITING {
+            let left = Cell::new(false);
+            self.locked(|| {
+                // Notifiers take waiters off the list and mark them under this lock.
+                if waiter.state.load(Ordering::Relaxed) == WAITING {
+                    self.unlink(waiter);
+                    left.set(true);
+                }
+            });
+            if left.get() {
+                return;
+            }
+        }
+        if waiter.state() == NOTIFYING {
+            // Its notifier still needs it: wait until it has been woken or requeued.
+            self.park(waiter, false, None);
+        }
+    }
+
+    /// Parks `waiter`, listed by [`RawCondvar::wait_as`], until notified, `deadline` or
+    /// interrupted. `release_mutex`: the first park of a wait, which releases the mutex the
+    /// caller holds once the thread is queued; it takes no interrupt, so that it always
+    /// returns with the mutex released or [`CondWaiter::holds_mutex`]. After `TimedOut` or
+    /// `Interrupted` the waiter is still listed: it may park again (never releasing the mutex
+    /// again) or end its wait.
     pub(crate) fn park(
         &self,
-        unlock: Option<&RawMutex>,
-        deadline: Option<Instant>,
-        will_park_again: bool,
-        again: bool,
         waiter: &CondWaiter<'_>,
+        release_mutex: bool,
+        deadline: Option<Instant>,
     ) -> CvWake {
-        let outcome = Cell::new(None);
-        let interruptible = unlock.is_none();
-        let validate = || {
-            if again {
-                let counts = self.counts.fetch_sub(OUTSIDE_ONE, Ordering::Relaxed);
-                if Self::owed(counts) > 0 {
-                    self.counts.fetch_sub(OWED_ONE, Ordering::Relaxed);
-                    waiter.notified.store(true, Ordering::Release);
-                    outcome.set(Some(CvWake::Notified));
-                    return false;
+        let mut releases = release_mutex;
+        let mut deadline = deadline;
+        loop {
+            // Runs under the waiter's own queue lock, which its notifier's callback takes too.
+            let validate = || match waiter.state() {
+                WAITING => releases || !waiter.as_waiter().is_interrupted(),
+                // Its notifier is about to wake or requeue it: it finds it parked.
+                NOTIFYING => true,
+                _ => false,
+            };
+            let before_sleep = || {
+                if releases {
+                    waiter.mutex.unlock();
+                }
+            };
+            let timed_out = |key: usize, was_last: bool| {
+                // Timed out on the mutex's queue: the mutex's parked bit is this waiter's to
+                // clear if it was the last one there, as a timed lock waiter's would be.
+                if key != waiter.key() && was_last {
+                    waiter.mutex.clear_parked();
+                }
+            };
+            // SAFETY: the key is the waiter's address, which only its own thread parks under
+            // (and from which only its notifier requeues it); `validate` and `timed_out` only
+            // touch atomics; `before_sleep` only unlocks a mutex, which may unpark (allowed
+            // there) but never parks.
+            let parked = unsafe {
+                core::park(
+                    waiter.key(),
+                    validate,
+                    before_sleep,
+                    timed_out,
+                    ParkToken(waiter.token()),
+                    deadline,
+                )
+            };
+            let held_all_along = releases && parked == ParkResult::Invalid;
+            if parked != ParkResult::Invalid {
+                // `before_sleep` ran: the mutex is released.
+                releases = false;
+            }
+            match waiter.state() {
+                NOTIFYING => {
+                    // Timed out or woken for a verdict just as a notifier took it: the
+                    // notifier is on its way and needs it parked, with no time-out.
+                    deadline = None;
+                }
+                REQUEUED => {
+                    return match parked {
+                        ParkResult::Unparked(TOKEN_HANDOFF) => {
+                            waiter.state.store(HOLDING, Ordering::Relaxed);
+                            CvWake::Notified
+                        }
+                        ParkResult::Unparked(TOKEN_INTERRUPT) => CvWake::Interrupted,
+                        // Woken by the release to try the mutex, or timed out on its queue:
+                        // notified either way, and the mutex is to be taken.
+                        _ => CvWake::Notified,
+                    };
+                }
+                WAITING => {
+                    return match parked {
+                        ParkResult::TimedOut => CvWake::TimedOut,
+                        // Woken for a verdict, or a verdict was posted before it parked.
+                        _ => CvWake::Interrupted,
+                    };
+                }
+                _ => {
+                    // Notified: woken by its notifier, or the notification came before it
+                    // parked (or after it timed out).
+                    if held_all_along {
+                        waiter.state.store(HOLDING, Ordering::Relaxed);
+                    }
+                    return CvWake::Notified;
                 }
             }
-            if interruptible && waiter.as_waiter().is_interrupted() {
-                // Out of the queue but still in its wait, until it parks again or settles.
-                self.counts.fetch_add(OUTSIDE_ONE, Ordering::Relaxed);
-                outcome.set(Some(CvWake::Interrupted));
-                return false;
-            }
-            true
-        };
-        let before_sleep = || {
-            if let Some(mutex) = unlock {
-                mutex.unlock();
-            }
-        };
-        let timed_out = |_key: usize, _was_last: bool| {
-            if will_park_again {
-                self.counts.fetch_add(OUTSIDE_ONE, Ordering::Relaxed);
-            }
-        };
-        // SAFETY: the key is this condition variable's address, parked on by its own code
-        // only; `validate` and `timed_out` only touch atomics; `before_sleep` only unlocks a
-        // mutex, which may unpark (allowed there) but never parks.
-        let parked = unsafe {
-            core::park(
-                self.key(),
-                validate,
-                before_sleep,
-                timed_out,
-                ParkToken(waiter.token()),
-                deadline,
-            )
-        };
-        match parked {
-            ParkResult::Unparked(TOKEN_INTERRUPT) => CvWake::Interrupted,
-            ParkResult::Unparked(_) => CvWake::Notified,
-            ParkResult::TimedOut => CvWake::TimedOut,
-            ParkResult::Invalid => outcome.get().unwrap_or(CvWake::Notified),
         }
     }
 
-    /// Wakes one waiter; returns whether there was one.
+    /// Ends one wait; returns whether there was one.
     pub(crate) fn notify_one(&self) -> bool {
-        if self.counts.load(Ordering::Relaxed) & WAITERS_MASK == 0 {
+        if self.head.load(Ordering::Relaxed) == 0 {
             return false;
         }
-        let mut first = true;
-        let filter = |token: ParkToken| {
-            if first {
-                first = false;
-                // SAFETY: `token` belongs to a thread parked on this key (filter contract).
-                unsafe { mark_notified(token) };
-                FilterOp::Unpark
-            } else {
-                FilterOp::Stop
+        let first = Cell::new(0);
+        self.locked(|| {
+            let head = self.head.load(Ordering::Relaxed);
+            if head != 0 {
+                // SAFETY: listed, with the list locked.
+                let waiter = unsafe { waiter_at(head) };
+                self.unlink(waiter);
+                waiter.state.store(NOTIFYING, Ordering::Release);
+                first.set(head);
             }
-        };
-        let owed_one = Cell::new(false);
-        let callback = |result: UnparkResult| {
-            if result.unparked_threads == 0 {
-                let counts = self.counts.load(Ordering::Relaxed);
-                if Self::outside(counts) > Self::owed(counts) {
-                    self.counts.fetch_add(OWED_ONE, Ordering::Relaxed);
-                    owed_one.set(true);
-                }
-            }
-            TOKEN_NOTIFY
-        };
-        // SAFETY: the key is this condition variable's address; the callbacks only touch
-        // atomics and parked waiters' `CondWaiter`s.
-        let result = unsafe { core::unpark_filter(self.key(), filter, callback) };
-        result.unparked_threads != 0 || owed_one.get()
+        });
+        if first.get() == 0 {
+            return false;
+        }
+        // SAFETY: `NOTIFYING`, marked by this thread: alive until it is dealt with here.
+        unsafe { wake_or_requeue(waiter_at(first.get())) };
+        true
     }
 
-    /// Wakes every waiter; returns how many there were.
+    /// Ends every wait; returns how many there were.
     pub(crate) fn notify_all(&self) -> usize {
-        if self.counts.load(Ordering::Relaxed) & WAITERS_MASK == 0 {
+        if self.head.load(Ordering::Relaxed) == 0 {
             return 0;
         }
-        let filter = |token: ParkToken| {
-            // SAFETY: `token` belongs to a thread parked on this key (filter contract).
-            unsafe { mark_notified(token) };
-            FilterOp::Unpark
-        };
-        let owed_now = Cell::new(0u64);
-        let callback = |_result: UnparkResult| {
-            let counts = self.counts.load(Ordering::Relaxed);
-            let extra = Self::outside(counts).saturating_sub(Self::owed(counts));
-            if extra > 0 {
-                self.counts.fetch_add(extra * OWED_ONE, Ordering::Relaxed);
+        // The whole list, taken at once; its links stay as they are (nobody touches the links
+        // of a waiter that is not listed), so it is walked again below.
+        let first = Cell::new(0);
+        self.locked(|| {
+            let mut at = self.head.swap(0, Ordering::Relaxed);
+            first.set(at);
+            while at != 0 {
+                // SAFETY: listed until the swap above, with the list locked.
+                let waiter = unsafe { waiter_at(at) };
+                at = waiter.next.load(Ordering::Relaxed);
+                waiter.state.store(NOTIFYING, Ordering::Release);
             }
-            owed_now.set(extra);
-            TOKEN_NOTIFY
-        };
-        // SAFETY: as in `notify_one`.
-        let result = unsafe { core::unpark_filter(self.key(), filter, callback) };
-        result.unparked_threads + owed_now.get() as usize
-    }
-
-    /// Wakes the waiter parked with `token` for a verdict; false if it is not parked here.
-    #[cfg_attr(not(feature = "detect"), allow(dead_code))]
-    pub(crate) fn interrupt(&self, token: usize) -> bool {
-        let woken = |result: UnparkResult| {
-            if result.unparked_threads != 0 {
-                // Out of the queue but still in its wait, until it parks again or settles.
-                self.counts.fetch_add(OUTSIDE_ONE, Ordering::Relaxed);
-            }
-        };
-        // SAFETY: the key is this condition variable's address; the callback only touches
-        // atomics.
-        unsafe { interrupt_parked(self.key(), token, woken) }
-    }
-
-    /// Ends the wait of a thread that is outside (see [`RawCondvar::park`]) without parking
-    /// again; returns whether a notification owed to it was taken.
-    #[cfg_attr(not(feature = "detect"), allow(dead_code))]
-    pub(crate) fn settle(&self, waiter: &CondWaiter<'_>) -> bool {
-        let took = Cell::new(false);
-        // Runs under the queue's lock, like every other change of `outside` and `owed`.
-        let validate = || {
-            let counts = self.counts.fetch_sub(OUTSIDE_ONE, Ordering::Relaxed);
-            if Self::owed(counts) > 0 {
-                self.counts.fetch_sub(OWED_ONE, Ordering::Relaxed);
-                waiter.notified.store(true, Ordering::Release);
-                took.set(true);
-            }
-            false
-        };
-        // SAFETY: the key is this condition variable's address; `validate` only touches
-        // atomics, and returning false means the thread never parks.
-        unsafe {
-            core::park(
-                self.key(),
-                validate,
-                || {},
-                |_, _| {},
-                ParkToken(waiter.token()),
-                None,
-            );
+        });
+        let mut count = 0;
+        let mut at = first.get();
+        while at != 0 {
+            // SAFETY: `NOTIFYING`, marked by this thread: alive until it is dealt with here,
+            // which is after its link to the next one is read.
+            let waiter = unsafe { waiter_at(at) };
+            at = waiter.next.load(Ordering::Relaxed);
+            // SAFETY: as above.
+            unsafe { wake_or_requeue(waiter) };
+            count += 1;
         }
-        took.get()
+        count
     }
+}
+
+/// Moves `waiter`, taken off the list by this thread, onto its mutex's queue if the mutex is
+/// held, or wakes it; then marks it `REQUEUED` or `NOTIFIED`, its last use here. A waiter not
+/// parked under its key (between two parks, or not yet parked) is marked `NOTIFIED`: it sees
+/// it as it parks or leaves.
+///
+/// # Safety
+/// `waiter` is `NOTIFYING`, marked by the calling thread: it stays alive, and so does its
+/// mutex, until this marks it.
+unsafe fn wake_or_requeue(waiter: &CondWaiter<'_>) {
+    let mutex = waiter.mutex;
+    let marked_parked = Cell::new(false);
+    // Both queues' locks are held from here to the end of `callback`; the mutex's release
+    // needs the mutex's queue lock once its parked bit is set, so it cannot slip in between.
+    let validate = || match mutex.mark_parked_if_locked() {
+        Some(newly) => {
+            marked_parked.set(newly);
+            RequeueOp::RequeueOne
+        }
+        None => RequeueOp::UnparkOne,
+    };
+    let callback = |_op: RequeueOp, result: UnparkResult| {
+        let requeued = result.requeued_threads != 0;
+        if marked_parked.get() && !requeued {
+            // Nobody was parked under the key after all, and nobody is on the mutex's queue
+            // either (its parked bit was clear): leave its release on the fast path.
+            mutex.clear_parked();
+        }
+        let state = if requeued { REQUEUED } else { NOTIFIED };
+        waiter.state.store(state, Ordering::Release);
+        TOKEN_NOTIFY
+    };
+    // SAFETY: the keys are the waiter's address and its mutex's, parked under by their own
+    // code only; the callbacks only touch atomics of the waiter and the mutex, both alive
+    // (function contract).
+    unsafe { core::unpark_requeue(waiter.key(), mutex.key(), validate, callback) };
 }

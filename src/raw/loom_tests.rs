@@ -1,14 +1,17 @@
 //! Model checks of the raw primitives' hand-rolled protocols (`--cfg loom`, see
 //! [`crate::primitive`]): the ownerless hand-off of a `Lock`'s permit, the mutex's parked bit
-//! and interrupts, and the condvar's notify path, including a notification sent while the
-//! waiter is between the two parks of one wait. A lost wake-up shows as a loom deadlock (every
-//! thread parked); a double wake as a failed count.
+//! and interrupts, and the condvar's notify path: a notification sent while the waiter is
+//! between the two parks of one wait, the requeue of a notified waiter onto the mutex (by
+//! notify_one and notify_all), a time-out racing that requeue, and a verdict's wake-up of a
+//! requeued waiter. A lost wake-up shows as a loom deadlock (every thread parked); a double
+//! wake as a failed count.
 
 use super::*;
 use crate::primitive::parking;
 use crate::primitive::sync::atomic::AtomicUsize;
 use crate::primitive::sync::Arc;
 use crate::primitive::thread;
+use std::time::Instant;
 
 /// Takes the first look at freshly made primitives before any thread is spawned: under loom
 /// an atomic comes into being on first use (see `primitive`), and its creation must happen
@@ -109,132 +112,245 @@ fn loom_an_interrupted_mutex_waiter_leaves_without_the_lock() {
     });
 }
 
+/// The untracked wait: one park, then the mutex again unless it was handed over.
+fn wait_once(m: &RawMutex, cv: &RawCondvar, waiter: &CondWaiter<'_>, deadline: Option<Instant>) {
+    cv.wait_as(waiter, || cv.park(waiter, true, deadline));
+    if !waiter.holds_mutex() {
+        m.lock();
+    }
+}
+
+/// A mutex, a condvar and a flag, made and first touched before any thread shares them.
+fn condvar_state() -> Arc<(RawMutex, RawCondvar, AtomicBool)> {
+    let state = Arc::new((RawMutex::new(), RawCondvar::new(), AtomicBool::new(false)));
+    created(&[
+        &state.0.bits(),
+        &state.1.queued(),
+        &state.2.load(Ordering::Relaxed),
+    ]);
+    state
+}
+
 #[test]
-fn loom_a_notification_under_the_mutex_is_never_lost() {
+fn loom_a_notification_under_the_mutex_requeues_and_the_unlock_wakes() {
     model(|| {
-        let pair = Arc::new((RawMutex::new(), RawCondvar::new(), AtomicBool::new(false)));
-        created(&[
-            &pair.0.is_locked(),
-            &pair.1.counts(),
-            &pair.2.load(Ordering::Relaxed),
-        ]);
+        let state = condvar_state();
         let waiter = {
-            let pair = pair.clone();
+            let state = state.clone();
             thread::spawn(move || {
-                let (mutex, cv, ready) = (&pair.0, &pair.1, &pair.2);
-                mutex.lock();
+                let (m, cv, ready) = (&state.0, &state.1, &state.2);
+                m.lock();
                 while !ready.load(Ordering::Relaxed) {
-                    cv.enter();
-                    let me = CondWaiter::new(None);
-                    let woke = cv.park(Some(mutex), None, false, false, &me);
-                    assert_eq!(woke, CvWake::Notified);
-                    cv.leave();
-                    mutex.lock();
+                    let me = CondWaiter::new(m, None);
+                    wait_once(m, cv, &me, None);
+                    // No spurious wake-ups: only the one notification ends a wait.
+                    assert!(me.notified());
                 }
-                mutex.unlock();
+                m.unlock();
             })
         };
-        let (mutex, cv, ready) = (&pair.0, &pair.1, &pair.2);
-        mutex.lock();
+        let (m, cv, ready) = (&state.0, &state.1, &state.2);
+        m.lock();
         ready.store(true, Ordering::Relaxed);
         cv.notify_one();
-        mutex.unlock();
+        m.unlock();
         waiter.join().unwrap();
+        // Nothing left over: no parked bit set for a thread that is not there.
+        assert_eq!(m.bits(), (false, false));
+        assert_eq!(cv.queued(), 0);
     });
 }
 
 #[test]
 fn loom_a_notification_between_the_two_parks_of_a_wait_is_owed_not_lost() {
     model(|| {
-        let pair = Arc::new((RawMutex::new(), RawCondvar::new(), AtomicBool::new(false)));
-        created(&[
-            &pair.0.is_locked(),
-            &pair.1.counts(),
-            &pair.2.load(Ordering::Relaxed),
-        ]);
+        let state = condvar_state();
         let waiter = {
-            let pair = pair.clone();
+            let state = state.clone();
             thread::spawn(move || {
-                let (mutex, cv, ready) = (&pair.0, &pair.1, &pair.2);
-                mutex.lock();
+                let (m, cv, ready) = (&state.0, &state.1, &state.2);
+                m.lock();
                 if !ready.load(Ordering::Relaxed) {
-                    cv.enter();
-                    let me = CondWaiter::new(None);
-                    // The quiet park, which may time out; then the registered one, untimed.
-                    let first = cv.park(
-                        Some(mutex),
-                        Some(std::time::Instant::now()),
-                        true,
-                        false,
-                        &me,
-                    );
-                    if first == CvWake::TimedOut {
-                        assert_eq!(cv.park(None, None, false, true, &me), CvWake::Notified);
-                    }
+                    let me = CondWaiter::new(m, None);
+                    cv.wait_as(&me, || {
+                        // The quiet park, which may time out; then the registered one, untimed.
+                        let first = cv.park(&me, true, Some(Instant::now()));
+                        if first == CvWake::TimedOut {
+                            assert_eq!(cv.park(&me, false, None), CvWake::Notified);
+                        }
+                    });
                     assert!(me.notified());
-                    cv.leave();
-                    mutex.lock();
+                    if !me.holds_mutex() {
+                        m.lock();
+                    }
                 }
                 assert!(ready.load(Ordering::Relaxed));
-                mutex.unlock();
+                m.unlock();
             })
         };
-        let (mutex, cv, ready) = (&pair.0, &pair.1, &pair.2);
-        mutex.lock();
+        let (m, cv, ready) = (&state.0, &state.1, &state.2);
+        m.lock();
         ready.store(true, Ordering::Relaxed);
-        let woke = cv.notify_one();
-        mutex.unlock();
+        cv.notify_one();
+        m.unlock();
         waiter.join().unwrap();
-        // Whether the waiter was parked, outside, or not yet waiting, the count is exact.
-        assert_eq!(cv.counts(), (0, 0, 0));
-        let _ = woke;
+        assert_eq!(m.bits(), (false, false));
+        assert_eq!(cv.queued(), 0);
     });
 }
 
 #[test]
 fn loom_one_notify_one_wakes_at_most_one_of_two_waiters() {
     model(|| {
-        let pair = Arc::new((RawMutex::new(), RawCondvar::new(), AtomicUsize::new(0)));
+        let state = Arc::new((RawMutex::new(), RawCondvar::new(), AtomicUsize::new(0)));
         created(&[
-            &pair.0.is_locked(),
-            &pair.1.counts(),
-            &pair.2.load(Ordering::Relaxed),
+            &state.0.bits(),
+            &state.1.queued(),
+            &state.2.load(Ordering::Relaxed),
         ]);
         let waiters: Vec<_> = (0..2)
             .map(|_| {
-                let pair = pair.clone();
+                let state = state.clone();
                 thread::spawn(move || {
-                    let (mutex, cv, woken) = (&pair.0, &pair.1, &pair.2);
-                    mutex.lock();
-                    cv.enter();
-                    let me = CondWaiter::new(None);
+                    let (m, cv, woken) = (&state.0, &state.1, &state.2);
+                    m.lock();
+                    let me = CondWaiter::new(m, None);
                     // Bounded: the one left waiting times out (a wait that is never notified
                     // would otherwise park for good and loom would call it a deadlock).
-                    let first = cv.park(
-                        Some(mutex),
-                        Some(std::time::Instant::now()),
-                        false,
-                        false,
-                        &me,
-                    );
-                    if first == CvWake::Notified {
+                    wait_once(m, cv, &me, Some(Instant::now()));
+                    if me.notified() {
                         woken.fetch_add(1, Ordering::Relaxed);
                     }
-                    cv.leave();
-                    mutex.lock();
-                    mutex.unlock();
+                    m.unlock();
                 })
             })
             .collect();
-        let (mutex, cv, woken) = (&pair.0, &pair.1, &pair.2);
-        mutex.lock();
+        let (m, cv, woken) = (&state.0, &state.1, &state.2);
+        m.lock();
         let reported = cv.notify_one();
-        mutex.unlock();
+        m.unlock();
         for w in waiters {
             w.join().unwrap();
         }
         let woken = woken.load(Ordering::Relaxed);
         assert!(woken <= 1, "one notify_one woke {woken} waiters");
         assert_eq!(usize::from(reported), woken);
+        assert_eq!(m.bits(), (false, false));
+    });
+}
+
+#[test]
+fn loom_notify_all_requeues_every_waiter_and_each_gets_the_mutex() {
+    model(|| {
+        let state = Arc::new((
+            RawMutex::new(),
+            RawCondvar::new(),
+            AtomicBool::new(false),
+            AtomicUsize::new(0),
+        ));
+        created(&[
+            &state.0.bits(),
+            &state.1.queued(),
+            &state.2.load(Ordering::Relaxed),
+            &state.3.load(Ordering::Relaxed),
+        ]);
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let state = state.clone();
+                thread::spawn(move || {
+                    let (m, cv, ready, inside) = (&state.0, &state.1, &state.2, &state.3);
+                    m.lock();
+                    while !ready.load(Ordering::Relaxed) {
+                        let me = CondWaiter::new(m, None);
+                        wait_once(m, cv, &me, None);
+                        assert!(me.notified());
+                    }
+                    // Mutual exclusion holds for requeued waiters woken one by one.
+                    assert_eq!(inside.fetch_add(1, Ordering::Relaxed), 0);
+                    inside.fetch_sub(1, Ordering::Relaxed);
+                    m.unlock();
+                })
+            })
+            .collect();
+        let (m, cv, ready) = (&state.0, &state.1, &state.2);
+        m.lock();
+        ready.store(true, Ordering::Relaxed);
+        cv.notify_all();
+        m.unlock();
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(m.bits(), (false, false));
+        assert_eq!(cv.queued(), 0);
+    });
+}
+
+#[test]
+fn loom_a_timeout_racing_a_requeue_is_one_outcome_or_the_other() {
+    model(|| {
+        let state = condvar_state();
+        let waiter = {
+            let state = state.clone();
+            thread::spawn(move || {
+                let (m, cv) = (&state.0, &state.1);
+                m.lock();
+                let me = CondWaiter::new(m, None);
+                // A wait_for that times out as soon as it can, perhaps on the mutex's queue
+                // after a requeue.
+                wait_once(m, cv, &me, Some(Instant::now()));
+                let notified = me.notified();
+                m.unlock();
+                notified
+            })
+        };
+        let (m, cv) = (&state.0, &state.1);
+        m.lock();
+        let sent = cv.notify_one();
+        m.unlock();
+        let notified = waiter.join().unwrap();
+        // The notification reached the waiter exactly when notify_one says it did.
+        assert_eq!(sent, notified);
+        assert_eq!(m.bits(), (false, false));
+        assert_eq!(cv.queued(), 0);
+    });
+}
+
+#[test]
+fn loom_a_requeued_waiter_is_interrupted_by_its_token() {
+    model(|| {
+        // Shared with the waiter's thread by reference, as the wait-for graph borrows a
+        // waiter: leaked, since loom's threads are `'static` (a few bytes per execution).
+        let state: &'static (RawMutex, RawCondvar, AtomicBool) = Box::leak(Box::new((
+            RawMutex::new(),
+            RawCondvar::new(),
+            AtomicBool::new(false),
+        )));
+        let (m, cv, flag) = state;
+        let me: &'static CondWaiter<'static> = Box::leak(Box::new(CondWaiter::new(m, Some(flag))));
+        created(&[&m.bits(), &cv.queued(), &flag.load(Ordering::Relaxed)]);
+        let waiter = thread::spawn(move || {
+            m.lock();
+            let how = cv.wait_as(me, || cv.park(me, true, None));
+            if !me.holds_mutex() {
+                m.lock();
+            }
+            m.unlock();
+            how
+        });
+        // Once the waiter is queued, the mutex is free again only after it parked.
+        while cv.queued() == 0 {
+            thread::yield_now();
+        }
+        m.lock();
+        assert!(cv.notify_one());
+        assert!(me.requeued());
+        assert_eq!(m.bits(), (true, true));
+        // A verdict: the flag, then the wake-up by token, which finds it on the mutex's queue.
+        flag.store(true, Ordering::Release);
+        assert!(me.interrupt());
+        m.unlock();
+        assert_eq!(waiter.join().unwrap(), CvWake::Interrupted);
+        assert!(me.notified());
+        assert_eq!(m.bits(), (false, false));
     });
 }

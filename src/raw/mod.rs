@@ -18,7 +18,11 @@ mod semaphore;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-pub(crate) use condvar::{CondWaiter, CvWake, RawCondvar};
+pub(crate) use condvar::{CondWaiter, RawCondvar};
+// How a park ended matters to the tracked wait (and the tests); the untracked one only asks
+// the waiter afterwards.
+#[cfg_attr(not(feature = "detect"), allow(unused_imports))]
+pub(crate) use condvar::CvWake;
 pub(crate) use event::RawEvent;
 pub(crate) use mutex::RawMutex;
 pub(crate) use semaphore::RawSemaphore;

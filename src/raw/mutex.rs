@@ -24,7 +24,7 @@ const PARKED: u8 = 2;
 /// A woken waiter must try again.
 const TOKEN_RETRY: UnparkToken = UnparkToken(0);
 /// A woken waiter owns the lock: the releaser handed it over without unlocking.
-const TOKEN_HANDOFF: UnparkToken = UnparkToken(1);
+pub(super) const TOKEN_HANDOFF: UnparkToken = UnparkToken(1);
 use super::park::{interrupt_parked, park_waiter, TOKEN_INTERRUPT};
 
 /// A mutual-exclusion lock without data, the size of a byte.
@@ -39,8 +39,40 @@ impl RawMutex {
         }
     }
 
-    fn key(&self) -> usize {
+    /// The address its waiters park under (and condvar waiters are requeued onto).
+    pub(super) fn key(&self) -> usize {
         self as *const RawMutex as usize
+    }
+
+    /// For a condvar requeueing a notified waiter onto this lock, with this lock's queue locked
+    /// (inside `unpark_requeue`'s `validate`): sets the parked bit if the lock is held, so that
+    /// its release wakes the requeued waiter. `None` if the lock is free (the waiter must be
+    /// woken instead: nobody might ever release it); otherwise whether the bit was set here.
+    pub(super) fn mark_parked_if_locked(&self) -> Option<bool> {
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            if state & LOCKED == 0 {
+                return None;
+            }
+            if state & PARKED != 0 {
+                return Some(false);
+            }
+            match self.state.compare_exchange_weak(
+                state,
+                state | PARKED,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(true),
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Clears the parked bit, with this lock's queue locked and nobody parked in it: the last
+    /// requeued condvar waiter timed out, or a requeue that set the bit moved nobody.
+    pub(super) fn clear_parked(&self) {
+        self.state.fetch_and(!PARKED, Ordering::Relaxed);
     }
 
     #[inline]
@@ -99,6 +131,13 @@ impl RawMutex {
         {
             self.unlock_slow();
         }
+    }
+
+    /// The locked and parked bits, for tests.
+    #[cfg(test)]
+    pub(super) fn bits(&self) -> (bool, bool) {
+        let state = self.state.load(Ordering::Relaxed);
+        (state & LOCKED != 0, state & PARKED != 0)
     }
 
     #[inline]

@@ -96,8 +96,6 @@ pub(crate) struct WaitRecord {
 /// over the heap and over the threads' stacks: with 10,000 blocked threads those cache misses
 /// were most of a scan.
 struct Edge {
-    /// The resource waited for (the probe's id, which never changes).
-    resource: u64,
     thread: u64,
     thread_name: Option<Arc<str>>,
     /// The waiter is one of lockwatch's own threads.
@@ -118,8 +116,9 @@ pub(crate) struct LiveGraph {
 impl LiveGraph {
     pub(crate) fn insert(&mut self, resource: u64, record: WaitRecord) {
         let thread_id = record.thread.id;
+        // The edge goes to the resource waited for at registration. A snapshot asks the probe
+        // instead: a Condvar waiter requeued onto its mutex waits for the mutex from then on.
         let edge = Edge {
-            resource,
             thread: thread_id,
             thread_name: record.thread.name.clone(),
             internal: record.thread.internal,
@@ -352,13 +351,15 @@ pub(crate) fn snapshot() -> Snapshot {
         // Each probe lies on its waiter's stack, cold since the waiter parked: with thousands
         // of waits, those cache misses dominate the snapshot. Asked in a loop of their own, the
         // misses overlap instead of waiting for each other.
-        let available: Vec<bool> = graph
+        let asked: Vec<(u64, bool)> = graph
             .edges()
-            .map(|edge| edge.record.probe.get().available())
+            .map(|edge| {
+                let probe = edge.record.probe.get();
+                (probe.resource_id(), probe.available())
+            })
             .collect();
-        for (edge, available) in graph.edges().zip(available) {
+        for (edge, (rid, available)) in graph.edges().zip(asked) {
             let record = &edge.record;
-            let rid = edge.resource;
             match resource_index.entry(rid) {
                 Entry::Vacant(e) => {
                     let probe = record.probe.get();

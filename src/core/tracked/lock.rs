@@ -262,9 +262,9 @@ pub(super) fn wait_for_lock<R: RawLock>(
 }
 
 /// What the wait-for graph may ask of a lock while a thread waits for it.
-pub(crate) struct LockProbe<'a, R> {
-    core: &'a LockCore<R>,
-    access: Access,
+pub(super) struct LockProbe<'a, R> {
+    pub(super) core: &'a LockCore<R>,
+    pub(super) access: Access,
 }
 
 impl<R: RawLock> Probe for LockProbe<'_, R> {
