@@ -6,7 +6,7 @@
 mod child;
 mod support;
 
-use lockwatch::{introspect, thread, Condvar, Lock, Mutex};
+use lockwatch::{introspect, thread, Condvar, Mutex};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use support::{assert_nothing_yet, bounded, join, recv, WAIT};
@@ -145,7 +145,7 @@ fn own_tid() -> String {
 fn idle_waiters_never_wake_while_they_wait() {
     bounded(WAIT * 2, || {
         let mutex = Arc::new(Mutex::named("idle mutex", ()));
-        let lock = Arc::new(Lock::named("idle lock"));
+        let lock = Arc::new(lockwatch::Lock::named("idle lock"));
         let pair = Arc::new((Mutex::new(false), Condvar::named("idle cv")));
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let (tids_tx, tids) = mpsc::channel();
