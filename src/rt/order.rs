@@ -339,25 +339,7 @@ pub(crate) fn try_note_single_deferred(
     if buffer.edges.len() >= MAX_PENDING || buffer.edges.iter().any(|p| p.to == from.id) {
         return false;
     }
-    // The same handshake as `try_defer`'s: take ownership, then re-read the flag, under the
-    // buffer's lock (a claim that set it may already have emptied the buffer of this lock's
-    // edges, and would never see one added now).
-    if owner == 0
-        && meta
-            .pending_owner
-            .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-    {
-        return false;
-    }
-    if !meta.may_defer_into() {
-        // Ownership taken just now is given back. Ownership held from before is left to the
-        // claim that set the flag: its swap publishes the edges already kept.
-        if owner == 0 {
-            let _ = meta
-                .pending_owner
-                .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
-        }
+    if !own_deferral(meta, me, owner) {
         return false;
     }
     // With one lock held the edge has no gates (the source is not its own gate). A repeat
@@ -627,6 +609,33 @@ fn hierarchy_on() -> bool {
     *ON.get_or_init(|| config::current().read().order_graph.is_some())
 }
 
+/// The handshake before a thread keeps edges into `meta` in its buffer, called with that
+/// buffer locked: it becomes the lock's pending owner (`owner`, read before, is 0 or `me`),
+/// then re-reads the no-defer flag. A claim that set the flag before ownership was taken has
+/// not seen this thread, or has already taken the lock's edges out of the buffer, and would
+/// never see one added now: then nothing may be kept. Ownership taken just now is given back;
+/// ownership held from before is left to the claim that set the flag, whose swap publishes the
+/// edges already kept. Returns whether the edges may be kept.
+fn own_deferral(meta: &Meta, me: u64, owner: u64) -> bool {
+    if owner == 0
+        && meta
+            .pending_owner
+            .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return false;
+    }
+    if meta.may_defer_into() {
+        return true;
+    }
+    if owner == 0 {
+        let _ = meta
+            .pending_owner
+            .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    false
+}
+
 /// Keeps the edges of this acquisition in the thread's own buffer (`pending`, locked) if
 /// `meta` is a sink this thread may defer into; `false` if they must go to the graph. A buffer
 /// at its bound is emptied into `overflow`, for the caller to publish once it is unlocked.
@@ -654,25 +663,7 @@ fn try_defer(
         ctx.order.published_some.set(true);
         return false;
     }
-    if owner == 0
-        && meta
-            .pending_owner
-            .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-    {
-        return false;
-    }
-    // Re-read after taking ownership, under the buffer's lock: a claim that set the flag
-    // before we took it has not seen us, or has already taken this lock's edges out of the
-    // buffer; either way we must not keep anything.
-    if !meta.may_defer_into() {
-        // Ownership taken just now is given back. Ownership held from before is left to the
-        // claim that set the flag: its swap publishes the edges already kept.
-        if owner == 0 {
-            let _ = meta
-                .pending_owner
-                .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
-        }
+    if !own_deferral(meta, me, owner) {
         return false;
     }
     for &index in sources {
