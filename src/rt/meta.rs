@@ -14,6 +14,14 @@ pub(crate) fn next_resource_id() -> u64 {
     runtime().next_resource_id.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Gives `slot` (0 until now) a fresh id on a resource's first tracked use: `Ok` with it if
+/// this call assigned it, `Err` with the id another thread assigned first.
+fn assign_lazy_id(slot: &AtomicU64) -> Result<u64, u64> {
+    let fresh = next_resource_id();
+    slot.compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        .map(|_| fresh)
+}
+
 /// The lock has been the source of an ordering edge, or the target of one in the graph.
 pub(crate) const FLAG_IN_ORDER_GRAPH: u8 = 1;
 pub(crate) const FLAG_NAMED: u8 = 2;
@@ -87,12 +95,8 @@ impl Meta {
 
     #[cold]
     fn assign_id(&self) -> u64 {
-        let fresh = next_resource_id();
-        match self
-            .id
-            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
-        {
-            Ok(_) => {
+        match assign_lazy_id(&self.id) {
+            Ok(fresh) => {
                 if let Some(name) = &self.name {
                     runtime().names.insert(fresh, name.clone());
                     self.flags.fetch_or(FLAG_NAMED, Ordering::Relaxed);
@@ -178,16 +182,7 @@ impl ResourceInfo {
 
     pub(crate) fn id(&self) -> u64 {
         match self.id.load(Ordering::Relaxed) {
-            0 => {
-                let fresh = next_resource_id();
-                match self
-                    .id
-                    .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
-                {
-                    Ok(_) => fresh,
-                    Err(winner) => winner,
-                }
-            }
+            0 => assign_lazy_id(&self.id).unwrap_or_else(|winner| winner),
             id => id,
         }
     }
