@@ -519,26 +519,27 @@ fn forget_lock(id: u64, flags: u8, pending_owner: u64) {
     if flags & FLAG_NAMED != 0 {
         runtime().names.remove(&id);
     }
+    // The dropping thread's view, if it still has its state: usually it is the lock's pending
+    // owner, whose buffer is at hand.
+    with_current_ctx(|ctx| forget_ordering(id, flags, pending_owner, Some(&ctx.order_view())))
+        .unwrap_or_else(|| forget_ordering(id, flags, pending_owner, None));
+}
+
+/// The lock-order side of a lock's departure, seen from the dropping thread (`own`).
+fn forget_ordering(id: u64, flags: u8, pending_owner: u64, own: Option<&order::OrderCtx<'_>>) {
     let mut in_graph = flags & (FLAG_IN_ORDER_GRAPH | FLAG_NO_DEFER) != 0;
     // The common end of a short-lived lock: only its creator took it, under other locks, and
     // drops it. Cannot panic, takes no lock.
     if !in_graph
         && pending_owner != 0
-        && with_current_ctx(|ctx| order::forget_own_pending(id, pending_owner, &ctx.order_view()))
-            .unwrap_or(false)
+        && own.is_some_and(|ctx| order::forget_own_pending(id, pending_owner, ctx))
     {
         return;
     }
     // A panic in the lock-order bookkeeping never reaches the dropping code.
     report::guard_bookkeeping(|| {
-        if pending_owner != 0 {
-            let forgotten = with_current_ctx(|ctx| {
-                order::forget_pending(id, pending_owner, Some(&ctx.order_view()))
-            })
-            .unwrap_or_else(|| order::forget_pending(id, pending_owner, None));
-            if !forgotten {
-                in_graph = true;
-            }
+        if pending_owner != 0 && !order::forget_pending(id, pending_owner, own) {
+            in_graph = true;
         }
         if in_graph {
             order::remove_lock(id, flags & FLAG_IN_ORDER_GRAPH != 0);
