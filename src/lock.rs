@@ -60,6 +60,8 @@ impl OwnerlessRaw {
 // SAFETY: one permit gives mutual exclusion between acquisitions; `release` gives it back once
 // per acquisition, from whichever thread (`Lock::release`'s flag swap guarantees the once).
 unsafe impl RawLock for OwnerlessRaw {
+    const OWNERLESS: bool = true;
+
     #[inline]
     fn try_acquire(&self, _: Access) -> bool {
         self.permit.try_acquire()

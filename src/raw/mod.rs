@@ -82,7 +82,18 @@ pub(crate) enum Parked {
 /// released it (for an ownerless lock: by any thread, once per acquisition); implementations
 /// rely on that.
 pub(crate) unsafe trait RawLock: Sync {
+    /// Any thread may release an acquisition, not only the one that made it (a `Lock`).
+    const OWNERLESS: bool = false;
+
     fn try_acquire(&self, access: Access) -> bool;
+
+    /// One attempt that may fail even though the lock is free (contention on its word, or
+    /// waiters parked): the inlined fast path, which falls back to [`RawLock::try_acquire`] or
+    /// a wait.
+    #[inline(always)]
+    fn try_acquire_fast(&self, access: Access) -> bool {
+        self.try_acquire(access)
+    }
     fn acquire(&self, access: Access);
     fn acquire_for(&self, access: Access, timeout: Duration) -> bool;
     /// # Safety
@@ -152,6 +163,11 @@ unsafe impl RawLock for RawMutex {
     #[inline]
     fn try_acquire(&self, _: Access) -> bool {
         self.try_lock()
+    }
+
+    #[inline(always)]
+    fn try_acquire_fast(&self, _: Access) -> bool {
+        self.try_lock_fast()
     }
 
     #[inline]

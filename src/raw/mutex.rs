@@ -94,6 +94,15 @@ impl RawMutex {
         }
     }
 
+    /// One attempt from the unlocked state without waiters, as [`RawMutex::lock`] begins:
+    /// may fail although the lock is free (waiters parked, or a spurious failure).
+    #[inline(always)]
+    pub(crate) fn try_lock_fast(&self) -> bool {
+        self.state
+            .compare_exchange_weak(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
     #[inline]
     pub(crate) fn lock(&self) {
         if self

@@ -13,7 +13,7 @@ use crate::raw::Access;
 use lockwatch_detector::{Op, ResourceKind as Kind};
 use std::panic::Location;
 
-/// One lock the current thread holds.
+/// One lock the current thread holds, as the rest of the runtime sees it (a copy).
 #[derive(Clone, Copy)]
 pub(crate) struct Held {
     pub(crate) id: u64,
@@ -48,64 +48,188 @@ pub(crate) fn mix(id: u64) -> u64 {
     id.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
 }
 
+/// `Slot::flags`: the hold is a read (shared) hold.
+const SHARED: u8 = 1;
+/// `Slot::flags`: see [`Held::in_order_graph`].
+const IN_ORDER_GRAPH: u8 = 2;
+/// `Slot::flags`: the thread keeps a backtrace of where the hold began
+/// (`LOCKWATCH_BACKTRACE=full`), which its release must drop.
+const HAS_BACKTRACE: u8 = 4;
+
+/// A hold as the stack keeps it. Laid out for the fast paths: a push writes five words, a
+/// release compares the id and the flags byte (a hold with anything to undo besides the pop,
+/// in flags other than `SHARED`, goes to the slow path), and the fingerprint of the held set
+/// is the top slot's, so a release does not recompute it.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Slot {
+    id: u64,
+    /// The fingerprint of this hold and every hold below it: the held set's, when on top.
+    fingerprint: u64,
+    site: &'static Location<'static>,
+    created_at: &'static Location<'static>,
+    count: u32,
+    kind: Kind,
+    op: Op,
+    flags: u8,
+}
+
+impl Slot {
+    /// The flags a fresh hold with `access` has.
+    #[inline(always)]
+    fn fresh_flags(access: Access) -> u8 {
+        match access {
+            Access::Shared => SHARED,
+            Access::Exclusive => 0,
+        }
+    }
+
+    #[inline(always)]
+    fn access(&self) -> Access {
+        if self.flags & SHARED != 0 {
+            Access::Shared
+        } else {
+            Access::Exclusive
+        }
+    }
+
+    fn held(&self) -> Held {
+        Held {
+            id: self.id,
+            kind: self.kind,
+            op: self.op,
+            count: self.count,
+            site: self.site,
+            created_at: self.created_at,
+            in_order_graph: self.flags & IN_ORDER_GRAPH != 0,
+        }
+    }
+
+    /// `held` on top of a set whose fingerprint is `below`.
+    fn of(held: &Held, has_backtrace: bool, below: u64) -> Slot {
+        let mut flags = Slot::fresh_flags(held.access());
+        if held.in_order_graph {
+            flags |= IN_ORDER_GRAPH;
+        }
+        if has_backtrace {
+            flags |= HAS_BACKTRACE;
+        }
+        Slot {
+            id: held.id,
+            fingerprint: below.wrapping_add(mix(held.id)),
+            site: held.site,
+            created_at: held.created_at,
+            count: held.count,
+            kind: held.kind,
+            op: held.op,
+            flags,
+        }
+    }
+}
+
+/// The fingerprint of `slots` as a held set.
+#[inline(always)]
+fn fingerprint_of(slots: &[Slot]) -> u64 {
+    slots.last().map_or(0, |top| top.fingerprint)
+}
+
 pub(crate) struct HeldStack {
-    entries: UnsafeCell<Vec<Held>>,
+    slots: UnsafeCell<Vec<Slot>>,
 }
 
 impl HeldStack {
     pub(crate) fn new() -> HeldStack {
         HeldStack {
-            entries: UnsafeCell::new(Vec::with_capacity(16)),
+            slots: UnsafeCell::new(Vec::with_capacity(16)),
         }
     }
 
     /// The one place the cell is opened. Private, and every `f` below is written in this
     /// module: none reaches this stack again, panics, or runs the allocator.
     #[inline(always)]
-    fn open<T>(&self, f: impl FnOnce(&mut Vec<Held>) -> T) -> T {
-        self.entries.with_mut(|entries| {
+    fn open<T>(&self, f: impl FnOnce(&mut Vec<Slot>) -> T) -> T {
+        self.slots.with_mut(|slots| {
             // SAFETY: `HeldStack` is `!Sync` (it holds an `UnsafeCell`) and lives in a thread's
             // own context, so only this thread reaches it, and no other reference into
-            // `entries` is alive: `open` is not re-entered, because no `f` in this module calls
+            // `slots` is alive: `open` is not re-entered, because no `f` in this module calls
             // back into the stack or into code outside it, and the reference does not outlive
             // `f`.
-            f(unsafe { &mut *entries })
+            f(unsafe { &mut *slots })
         })
     }
 
     #[inline(always)]
     pub(crate) fn len(&self) -> usize {
-        self.open(|entries| entries.len())
+        self.open(|slots| slots.len())
+    }
+
+    /// The fingerprint of the held set (see [`mix`]): zero when nothing is held (and, with
+    /// probability 2^-64, for a non-empty set).
+    #[inline(always)]
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.open(|slots| fingerprint_of(slots))
     }
 
     /// The one hold, if the thread holds exactly one lock.
     #[inline]
     pub(crate) fn single(&self) -> Option<Held> {
-        self.open(|entries| match entries[..] {
-            [only] => Some(only),
+        self.open(|slots| match slots[..] {
+            [only] => Some(only.held()),
             _ => None,
         })
     }
 
     /// Whether the thread holds lock `id` (with any access).
     pub(crate) fn contains(&self, id: u64) -> bool {
-        self.open(|entries| entries.iter().any(|h| h.id == id))
+        self.open(|slots| slots.iter().any(|h| h.id == id))
     }
 
-    /// Pushes a fresh hold (count 1, no ordering edge yet). Takes the fields rather than an
-    /// entry: built on each branch from values in registers, the entry goes straight into its
-    /// slot, where a ready-made entry went through a stack copy whose store-forwarding stall
-    /// cost several nanoseconds on every acquisition.
+    /// Pushes a fresh hold (count 1, no ordering edge yet) with `access`: the acquisition
+    /// fast path. Takes the fields rather than a slot, and so does its cold path: built from
+    /// values in registers, the slot goes straight into place, where a slot made first went
+    /// through the stack (a store-forwarding stall, several nanoseconds an acquisition).
     #[inline(always)]
     pub(crate) fn push_new(
         &self,
         id: u64,
         kind: Kind,
         op: Op,
+        access: Access,
         site: &'static Location<'static>,
         created_at: &'static Location<'static>,
     ) {
-        let fresh = || Held {
+        if self.is_full() {
+            self.grow_and_push_new(id, kind, op, access, site, created_at);
+        } else {
+            // Cannot allocate: there is room.
+            self.open(|slots| {
+                let below = fingerprint_of(slots);
+                slots.push(Slot {
+                    id,
+                    fingerprint: below.wrapping_add(mix(id)),
+                    site,
+                    created_at,
+                    count: 1,
+                    kind,
+                    op,
+                    flags: Slot::fresh_flags(access),
+                })
+            });
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_and_push_new(
+        &self,
+        id: u64,
+        kind: Kind,
+        op: Op,
+        access: Access,
+        site: &'static Location<'static>,
+        created_at: &'static Location<'static>,
+    ) {
+        let held = Held {
             id,
             kind,
             op,
@@ -114,46 +238,46 @@ impl HeldStack {
             created_at,
             in_order_graph: false,
         };
-        if self.is_full() {
-            self.grow_and_push(fresh());
-        } else {
-            // Cannot allocate: there is room.
-            self.open(|entries| entries.push(fresh()));
-        }
+        debug_assert!(held.access() == access);
+        self.grow_and_push(&held, false);
     }
 
-    /// Pushes an entry back (a Condvar wait restoring its mutex's hold).
-    pub(crate) fn push(&self, entry: Held) {
+    /// Pushes a hold back (a Condvar wait restoring its mutex's hold), or a fresh hold whose
+    /// acquisition was backtraced (`has_backtrace`: its release must drop the backtrace).
+    pub(crate) fn push(&self, held: Held, has_backtrace: bool) {
         if self.is_full() {
-            self.grow_and_push(entry);
+            self.grow_and_push(&held, has_backtrace);
         } else {
-            self.open(|entries| entries.push(entry));
+            self.open(|slots| {
+                let slot = Slot::of(&held, has_backtrace, fingerprint_of(slots));
+                slots.push(slot)
+            });
         }
     }
 
     /// Whether a push must grow the buffer (and so allocate).
     #[inline(always)]
     fn is_full(&self) -> bool {
-        self.open(|entries| entries.len() == entries.capacity())
+        self.open(|slots| slots.len() == slots.capacity())
     }
 
     /// The global allocator is foreign code (it may even take a lockwatch lock): it runs while
     /// the stack is closed, and the stack adopts the new buffer afterwards.
     #[cold]
     #[inline(never)]
-    fn grow_and_push(&self, entry: Held) {
+    fn grow_and_push(&self, held: &Held, has_backtrace: bool) {
         let mut buffer = self.buffer_for(self.len() + 1);
-        let old = self.open(|entries| {
-            buffer.extend_from_slice(entries);
-            buffer.push(entry);
-            std::mem::replace(entries, buffer)
+        let old = self.open(|slots| {
+            buffer.extend_from_slice(slots);
+            buffer.push(Slot::of(held, has_backtrace, fingerprint_of(slots)));
+            std::mem::replace(slots, buffer)
         });
         drop(old);
     }
 
-    /// An empty vector with room for the stack and `extra` more entries, allocated while the
+    /// An empty vector with room for the stack and `extra` more slots, allocated while the
     /// stack is closed (the allocator could push onto it meanwhile, hence the loop).
-    fn buffer_for(&self, extra: usize) -> Vec<Held> {
+    fn buffer_for<T>(&self, extra: usize) -> Vec<T> {
         loop {
             let buffer = Vec::with_capacity(self.len() + extra);
             if buffer.capacity() >= self.len() + extra {
@@ -162,40 +286,53 @@ impl HeldStack {
         }
     }
 
-    /// Pops the top entry if it is the hold of `id` with `access`: the release fast path.
+    /// Pops the top hold if it is a fresh hold of `id` with `access` (nothing to undo but the
+    /// pop): the release fast path. `false` leaves the stack as it was.
     #[inline(always)]
-    pub(crate) fn pop_if_top(&self, id: u64, access: Access) -> Option<Held> {
-        self.open(|entries| match entries.last() {
-            Some(top) if top.id == id && top.access() == access => entries.pop(),
-            _ => None,
+    pub(crate) fn pop_if_plain_top(&self, id: u64, access: Access) -> bool {
+        self.open(|slots| match slots.last() {
+            Some(top) if top.id == id && top.flags == Slot::fresh_flags(access) => {
+                // SAFETY: `slots` is not empty (it has a last element); the slot is `Copy`.
+                unsafe { slots.set_len(slots.len() - 1) };
+                true
+            }
+            _ => false,
         })
     }
 
-    /// Removes the innermost hold of `id`, with `access` if given.
-    pub(crate) fn remove_innermost(&self, id: u64, access: Option<Access>) -> Option<Held> {
-        self.open(|entries| {
-            let index = entries
+    /// Removes the innermost hold of `id`, with `access` if given; with it, whether the
+    /// thread kept a backtrace of where it began.
+    pub(crate) fn remove_innermost(&self, id: u64, access: Option<Access>) -> Option<(Held, bool)> {
+        self.open(|slots| {
+            let index = slots
                 .iter()
                 .rposition(|h| h.id == id && access.is_none_or(|a| h.access() == a))?;
-            Some(entries.remove(index))
+            let removed = slots.remove(index);
+            // The holds above it now sit on a set without it.
+            let mut below = fingerprint_of(&slots[..index]);
+            for slot in &mut slots[index..] {
+                below = below.wrapping_add(mix(slot.id));
+                slot.fingerprint = below;
+            }
+            Some((removed.held(), removed.flags & HAS_BACKTRACE != 0))
         })
     }
 
     /// Adds `delta` to the reentrant depth of the innermost hold of `id` (never below 1).
     pub(crate) fn adjust_count(&self, id: u64, delta: i32) {
-        self.open(|entries| {
-            if let Some(h) = entries.iter_mut().rev().find(|h| h.id == id) {
+        self.open(|slots| {
+            if let Some(h) = slots.iter_mut().rev().find(|h| h.id == id) {
                 h.count = h.count.saturating_add_signed(delta).max(1);
             }
         })
     }
 
-    /// Flags the entry at `index` (from [`HeldStack::to_vec`], the stack unchanged since) as
+    /// Flags the hold at `index` (from [`HeldStack::to_vec`], the stack unchanged since) as
     /// the source of an edge in the global lock-order graph.
     pub(crate) fn mark_in_order_graph(&self, index: usize) {
-        self.open(|entries| {
-            if let Some(entry) = entries.get_mut(index) {
-                entry.in_order_graph = true;
+        self.open(|slots| {
+            if let Some(slot) = slots.get_mut(index) {
+                slot.flags |= IN_ORDER_GRAPH;
             }
         })
     }
@@ -203,7 +340,7 @@ impl HeldStack {
     /// A copy of the stack, innermost last, for work that must not look into it while it runs.
     pub(crate) fn to_vec(&self) -> Vec<Held> {
         let mut copy = self.buffer_for(0);
-        self.open(|entries| copy.extend_from_slice(entries));
+        self.open(|slots| copy.extend(slots.iter().map(Slot::held)));
         copy
     }
 
@@ -214,9 +351,9 @@ impl HeldStack {
         while copy.capacity() < self.len() {
             copy.reserve(self.len());
         }
-        self.open(|entries| {
-            if entries.len() <= copy.capacity() {
-                copy.extend_from_slice(entries);
+        self.open(|slots| {
+            if slots.len() <= copy.capacity() {
+                copy.extend(slots.iter().map(Slot::held));
             }
         });
     }
@@ -241,24 +378,38 @@ mod tests {
     #[test]
     fn pops_only_a_matching_top() {
         let stack = HeldStack::new();
-        stack.push(entry(1, Op::Lock));
-        stack.push(entry(2, Op::Read));
-        assert!(stack.pop_if_top(1, Access::Exclusive).is_none());
-        assert!(stack.pop_if_top(2, Access::Exclusive).is_none());
-        assert_eq!(stack.pop_if_top(2, Access::Shared).map(|h| h.id), Some(2));
+        stack.push(entry(1, Op::Lock), false);
+        stack.push(entry(2, Op::Read), false);
+        assert!(!stack.pop_if_plain_top(1, Access::Exclusive));
+        assert!(!stack.pop_if_plain_top(2, Access::Exclusive));
+        assert!(stack.pop_if_plain_top(2, Access::Shared));
         assert_eq!(stack.len(), 1);
+        // A hold with something to undo (a backtrace, an ordering edge) is no plain top.
+        stack.push(entry(3, Op::Lock), true);
+        assert!(!stack.pop_if_plain_top(3, Access::Exclusive));
+        assert_eq!(
+            stack.remove_innermost(3, None).map(|(h, bt)| (h.id, bt)),
+            Some((3, true))
+        );
+        stack.mark_in_order_graph(0);
+        assert!(!stack.pop_if_plain_top(1, Access::Exclusive));
     }
 
     #[test]
     fn removes_the_innermost_match_and_keeps_order() {
         let stack = HeldStack::new();
         for (id, op) in [(1, Op::Read), (2, Op::Lock), (1, Op::Read), (3, Op::Lock)] {
-            stack.push(entry(id, op));
+            stack.push(entry(id, op), false);
         }
         assert!(stack.remove_innermost(1, Some(Access::Exclusive)).is_none());
         assert!(stack.remove_innermost(1, Some(Access::Shared)).is_some());
         let ids: Vec<u64> = stack.to_vec().iter().map(|h| h.id).collect();
         assert_eq!(ids, [1, 2, 3]);
+        // The holds above the removed one are on a set without it.
+        assert_eq!(
+            stack.fingerprint(),
+            mix(1).wrapping_add(mix(2)).wrapping_add(mix(3))
+        );
         assert!(stack.remove_innermost(9, None).is_none());
         assert!(stack.contains(1) && !stack.contains(9));
     }
@@ -266,7 +417,7 @@ mod tests {
     #[test]
     fn reentrant_depth_never_drops_below_one() {
         let stack = HeldStack::new();
-        stack.push(entry(1, Op::Lock));
+        stack.push(entry(1, Op::Lock), false);
         stack.adjust_count(1, 2);
         assert_eq!(stack.to_vec()[0].count, 3);
         stack.adjust_count(1, -5);
@@ -278,13 +429,19 @@ mod tests {
         let stack = HeldStack::new();
         let here = Location::caller();
         for id in 1..=100 {
-            stack.push_new(id, Kind::Mutex, Op::Lock, here, here);
+            stack.push_new(id, Kind::Mutex, Op::Lock, Access::Exclusive, here, here);
         }
+        assert_eq!(
+            stack.fingerprint(),
+            (1..=100).map(mix).fold(0, u64::wrapping_add)
+        );
         stack.mark_in_order_graph(99);
         assert!(stack.to_vec()[99].in_order_graph);
-        for id in (1..=100).rev() {
-            assert!(stack.pop_if_top(id, Access::Exclusive).is_some());
+        assert!(stack.remove_innermost(100, None).is_some());
+        for id in (1..=99).rev() {
+            assert!(stack.pop_if_plain_top(id, Access::Exclusive));
         }
+        assert_eq!(stack.fingerprint(), 0);
         assert_eq!(stack.len(), 0);
     }
 }
@@ -304,22 +461,24 @@ mod loom {
             let here = Location::caller();
             for id in 1..=20 {
                 let op = if id % 3 == 0 { Op::Read } else { Op::Lock };
-                stack.push_new(id, Kind::Mutex, op, here, here);
+                let access = if op == Op::Read {
+                    Access::Shared
+                } else {
+                    Access::Exclusive
+                };
+                stack.push_new(id, Kind::Mutex, op, access, here, here);
             }
             assert_eq!(stack.len(), 20);
-            assert!(stack.pop_if_top(19, Access::Exclusive).is_none());
-            assert_eq!(
-                stack.pop_if_top(20, Access::Exclusive).map(|h| h.id),
-                Some(20)
-            );
+            assert!(!stack.pop_if_plain_top(19, Access::Exclusive));
+            assert!(stack.pop_if_plain_top(20, Access::Exclusive));
             assert!(stack.remove_innermost(9, Some(Access::Exclusive)).is_none());
             assert_eq!(
                 stack
                     .remove_innermost(9, Some(Access::Shared))
-                    .map(|h| h.id),
+                    .map(|(h, _)| h.id),
                 Some(9)
             );
-            assert_eq!(stack.remove_innermost(4, None).map(|h| h.id), Some(4));
+            assert_eq!(stack.remove_innermost(4, None).map(|(h, _)| h.id), Some(4));
             stack.adjust_count(5, 2);
             stack.mark_in_order_graph(0);
             let copy = stack.to_vec();
@@ -327,10 +486,18 @@ mod loom {
             let expected: Vec<u64> = (1..=19).filter(|&id| id != 4 && id != 9).collect();
             assert_eq!(ids, expected);
             assert!(copy[0].in_order_graph);
+            let expected_fingerprint = expected
+                .iter()
+                .map(|&id| mix(id))
+                .fold(0, u64::wrapping_add);
+            assert_eq!(stack.fingerprint(), expected_fingerprint);
             assert_eq!(copy.iter().find(|h| h.id == 5).map(|h| h.count), Some(3));
             let mut popped = 0;
             while let Some(top) = copy.get(stack.len().wrapping_sub(1)) {
-                assert!(stack.pop_if_top(top.id, top.access()).is_some());
+                if !stack.pop_if_plain_top(top.id, top.access()) {
+                    // The marked bottom hold is no plain top.
+                    assert!(stack.remove_innermost(top.id, None).is_some());
+                }
                 popped += 1;
             }
             assert_eq!(popped, 17);

@@ -1,7 +1,7 @@
 //! Each thread's own state ([`ThreadCtx`]): what it holds, its lock-order buffers, its record
 //! in the registry. Reached through a thread-local, never by another thread.
 
-use super::held::{mix, Held, HeldStack};
+use super::held::{Held, HeldStack};
 use super::order;
 use super::registry::{self, HeldCopy, ThreadRecord};
 use super::runtime::runtime;
@@ -18,13 +18,9 @@ pub(crate) struct ThreadCtx {
     id: u64,
     pub(crate) record: Arc<ThreadRecord>,
     pub(crate) held: HeldStack,
-    /// Fingerprint of the held set (see [`mix`]), the key of the lock-order edge cache.
-    pub(crate) held_fingerprint: Cell<u64>,
     /// Where each held lock was acquired, with `LOCKWATCH_BACKTRACE=full` only: kept apart so
     /// the common path moves small entries.
     pub(crate) acquired_at: RefCell<Vec<(u64, Backtrace)>>,
-    /// Whether `acquired_at` was ever used: a thread-local check instead of the setting.
-    pub(crate) has_acquired_at: Cell<bool>,
     pub(crate) order: order::ThreadOrder,
 }
 
@@ -34,9 +30,7 @@ impl ThreadCtx {
             id: record.id,
             record,
             held: HeldStack::new(),
-            held_fingerprint: Cell::new(0),
             acquired_at: RefCell::new(Vec::new()),
-            has_acquired_at: Cell::new(false),
             order: order::ThreadOrder::new(),
         }
     }
@@ -62,9 +56,8 @@ impl ThreadCtx {
     }
 
     pub(crate) fn remove_held(&self, id: u64, access: Option<Access>) -> Option<Held> {
-        let entry = self.held.remove_innermost(id, access)?;
-        self.forget_entry(&entry);
-        if self.has_acquired_at.get() {
+        let (entry, has_backtrace) = self.held.remove_innermost(id, access)?;
+        if has_backtrace {
             let mut traces = self.acquired_at.borrow_mut();
             if let Some(i) = traces.iter().rposition(|(t, _)| *t == entry.id) {
                 traces.remove(i);
@@ -73,33 +66,13 @@ impl ThreadCtx {
         Some(entry)
     }
 
-    /// Pops the top entry if it is the hold of `id` with `access`: the release fast path,
-    /// which leaves the full-backtrace record to the slow path.
-    #[inline(always)]
-    pub(crate) fn pop_held_if_top(&self, id: u64, access: Access) -> Option<Held> {
-        let entry = self.held.pop_if_top(id, access)?;
-        self.forget_entry(&entry);
-        Some(entry)
-    }
-
-    #[inline(always)]
-    pub(crate) fn forget_entry(&self, entry: &Held) {
-        self.held_fingerprint
-            .set(self.held_fingerprint.get().wrapping_sub(mix(entry.id)));
-    }
-
-    pub(crate) fn push_held(&self, entry: Held) {
-        let id = entry.id;
-        self.held.push(entry);
-        self.note_entry(id);
-    }
-
-    /// Adds a pushed hold to the fingerprint, after the push: a lock taken by the allocator
-    /// while the stack grows must not be keyed under a set that includes this hold.
-    #[inline(always)]
-    pub(crate) fn note_entry(&self, id: u64) {
-        self.held_fingerprint
-            .set(self.held_fingerprint.get().wrapping_add(mix(id)));
+    /// Pushes a hold, with where it began if known (`LOCKWATCH_BACKTRACE=full`).
+    pub(crate) fn push_held(&self, entry: Held, acquired_at: Option<Backtrace>) {
+        let has_backtrace = acquired_at.is_some();
+        if let Some(backtrace) = acquired_at {
+            self.acquired_at.borrow_mut().push((entry.id, backtrace));
+        }
+        self.held.push(entry, has_backtrace);
     }
 
     /// What lock-order tracking sees of this thread.
@@ -108,7 +81,6 @@ impl ThreadCtx {
         order::OrderCtx {
             record: &self.record,
             held: &self.held,
-            held_fingerprint: &self.held_fingerprint,
             order: &self.order,
         }
     }
@@ -271,8 +243,8 @@ mod loom {
 
     fn hold(ctx: &ThreadCtx, id: u64) {
         let here = Location::caller();
-        ctx.held.push_new(id, Kind::Lock, Op::Acquire, here, here);
-        ctx.note_entry(id);
+        ctx.held
+            .push_new(id, Kind::Lock, Op::Acquire, Access::Exclusive, here, here);
     }
 
     fn leaked(exited: &ExitedTable) -> Option<Vec<u64>> {
@@ -344,7 +316,7 @@ mod loom {
             ctx.collect_foreign_releases();
             let held: Vec<u64> = ctx.held.to_vec().iter().map(|h| h.id).collect();
             assert_eq!(held, [KEPT]);
-            assert_eq!(ctx.held_fingerprint.get(), mix(KEPT));
+            assert_eq!(ctx.held.fingerprint(), crate::rt::held::mix(KEPT));
             assert!(!record.has_mail());
             assert!(leaked(&exited).is_none());
         });

@@ -274,8 +274,6 @@ fn state() -> &'static OrderState {
 pub(crate) struct OrderCtx<'a> {
     pub(crate) record: &'a ThreadRecord,
     pub(crate) held: &'a HeldStack,
-    /// The fingerprint of the held set (see `held::mix`).
-    pub(crate) held_fingerprint: &'a Cell<u64>,
     pub(crate) order: &'a ThreadOrder,
 }
 
@@ -299,7 +297,7 @@ pub(crate) fn note_acquire(ctx: &OrderCtx<'_>, meta: &Meta, site: &'static Locat
     if !ctx
         .order
         .edge_cache
-        .contains((ctx.held_fingerprint.get(), meta.id()))
+        .contains((ctx.held.fingerprint(), meta.id()))
     {
         note_new_edges(ctx, meta, site);
     }
@@ -324,7 +322,7 @@ pub(crate) fn try_note_single_deferred(
         return false;
     };
     let to = meta.id();
-    let fingerprint = ctx.held_fingerprint.get();
+    let fingerprint = ctx.held.fingerprint();
     if ctx.order.edge_cache.contains((fingerprint, to)) {
         return true;
     }
@@ -488,7 +486,7 @@ fn gates_of(gate_ids: &[u64], from: u64, to: u64) -> Vec<u64> {
 #[inline(never)]
 fn note_new_edges(ctx: &OrderCtx<'_>, meta: &Meta, site: &'static Location<'static>) {
     let to = meta.id();
-    let fingerprint = ctx.held_fingerprint.get();
+    let fingerprint = ctx.held.fingerprint();
     let state = state();
     let mut reports: Vec<Report> = Vec::new();
     let mut scratch = ctx.order.scratch.take();

@@ -39,7 +39,7 @@ impl<R: RawLock> LockCore<R> {
     /// The lock is held with this access (by this thread, or for an ownerless lock by anyone).
     #[inline(always)]
     pub(crate) unsafe fn release(&self, access: Access) {
-        on_release(&self.meta, access);
+        on_release(&self.meta, access, R::OWNERLESS);
         // SAFETY: the caller holds the lock with this access (function contract).
         unsafe { self.raw.release(access) }
     }
@@ -96,16 +96,19 @@ fn acquire<R: RawLock>(
             if pending != 0 && pending != ctx.id() {
                 return acquire_slow(core, op, access, mode, site);
             }
-            // The fingerprint is zero exactly when nothing is held (see `note_ordering`).
-            let fingerprint = ctx.held_fingerprint.get();
-            if mode == Mode::Blocking
-                && fingerprint != 0
-                && tracking.lock_order()
-                && (ctx.record.has_mail() || !order::is_known(&ctx.order, fingerprint, id))
-            {
-                return acquire_slow(core, op, access, mode, site);
+            if mode == Mode::Blocking && tracking.lock_order() {
+                // Zero exactly when nothing is held (a non-empty set summing to zero is a
+                // 2^-64 event, and would only skip recording one ordering). A known nesting
+                // records nothing, so holds another thread released meanwhile (ownerless
+                // locks, in the thread's mail) cannot add an edge here: the mail waits for
+                // the slow path.
+                let fingerprint = ctx.held.fingerprint();
+                if fingerprint != 0 && !order::is_known(&ctx.order, fingerprint, id) {
+                    return acquire_slow(core, op, access, mode, site);
+                }
             }
-            if core.raw().try_acquire(access) {
+            let raw = core.raw();
+            if raw.try_acquire_fast(access) || (mode == Mode::Try && raw.try_acquire(access)) {
                 record_hold(meta, ctx, id, op, access, site);
                 return true;
             }
@@ -143,9 +146,7 @@ fn acquire_slow<R: RawLock>(
 
 /// Records the ordering edges of a blocking acquisition of `meta` before it can block.
 fn note_ordering(meta: &Meta, ctx: &ThreadCtx, mode: Mode, site: &'static Location<'static>) {
-    // The fingerprint is zero exactly when nothing is held (a non-empty set summing to zero
-    // is a 2^-64 event, and would only skip recording one ordering).
-    if mode == Mode::Blocking && ctx.held_fingerprint.get() != 0 && config::lock_order_enabled() {
+    if mode == Mode::Blocking && ctx.held.len() != 0 && config::lock_order_enabled() {
         // Ownerless locks another thread released are no longer held: not a source of edges.
         ctx.collect_foreign_releases();
         let view = ctx.order_view();
@@ -316,10 +317,20 @@ fn acquired(
 ) {
     let id = meta.id();
     if config::full_backtraces() {
-        ctx.has_acquired_at.set(true);
-        ctx.acquired_at.borrow_mut().push((id, trace::capture()));
+        record_holder(meta, ctx, access, site);
+        let held = Held {
+            id,
+            kind: meta.kind(),
+            op,
+            count: 1,
+            site,
+            created_at: meta.created_at(),
+            in_order_graph: false,
+        };
+        ctx.push_held(held, Some(trace::capture()));
+    } else {
+        record_hold(meta, ctx, id, op, access, site);
     }
-    record_hold(meta, ctx, id, op, access, site);
 }
 
 /// The part of recording a hold that every acquisition does: the owner and the site in the
@@ -333,6 +344,14 @@ fn record_hold(
     access: Access,
     site: &'static Location<'static>,
 ) {
+    record_holder(meta, ctx, access, site);
+    ctx.held
+        .push_new(id, meta.kind(), op, access, site, meta.created_at());
+}
+
+/// Who holds the lock exclusively and since where, in the lock, for the wait-for graph.
+#[inline(always)]
+fn record_holder(meta: &Meta, ctx: &ThreadCtx, access: Access, site: &'static Location<'static>) {
     if access == Access::Exclusive {
         meta.owner.store(ctx.id(), Ordering::Relaxed);
         meta.site.store(
@@ -340,15 +359,14 @@ fn record_hold(
             Ordering::Relaxed,
         );
     }
-    ctx.held
-        .push_new(id, meta.kind(), op, site, meta.created_at());
-    ctx.note_entry(id);
 }
 
 /// Bookkeeping before the raw lock is released. Inlined: the common release is of the hold on
-/// top of this thread's stack, by the thread that took it.
+/// top of this thread's stack, by the thread that took it, with nothing to undo but the pop.
+/// `ownerless`: any thread may release the lock (a `Lock`), so the releaser may not be the
+/// thread whose stack has the hold.
 #[inline(always)]
-fn on_release(meta: &Meta, access: Access) {
+fn on_release(meta: &Meta, access: Access, ownerless: bool) {
     let id = meta.id.load(Ordering::Relaxed);
     if id == 0 {
         // Never acquired with tracking on: nothing was recorded.
@@ -358,19 +376,14 @@ fn on_release(meta: &Meta, access: Access) {
         #[inline(always)]
         |ctx| {
             let Some(ctx) = ctx else { return false };
-            if ctx.has_acquired_at.get()
-                || (access == Access::Exclusive && meta.owner.load(Ordering::Relaxed) != ctx.id())
-            {
+            if ownerless && meta.owner.load(Ordering::Relaxed) != ctx.id() {
                 return false;
             }
-            let Some(entry) = ctx.pop_held_if_top(id, access) else {
+            if !ctx.held.pop_if_plain_top(id, access) {
                 return false;
-            };
+            }
             if access == Access::Exclusive {
                 meta.owner.store(0, Ordering::Relaxed);
-            }
-            if entry.in_order_graph {
-                meta.mark_in_order_graph();
             }
             true
         },
@@ -480,17 +493,9 @@ pub(crate) fn resume_hold(
     with_ctx(|ctx| {
         // Another thread may have deferred ordering edges into the mutex during the wait.
         order::claim(meta, &ctx.order_view());
-        if let Some(backtrace) = acquired_at {
-            ctx.has_acquired_at.set(true);
-            ctx.acquired_at.borrow_mut().push((held.id, backtrace));
-        }
-        meta.owner.store(ctx.id(), Ordering::Relaxed);
-        meta.site.store(
-            site as *const Location<'static> as *mut _,
-            Ordering::Relaxed,
-        );
+        record_holder(meta, ctx, Access::Exclusive, site);
         held.site = site;
-        ctx.push_held(held);
+        ctx.push_held(held, acquired_at);
         // Taking the mutex back while holding locks acquired during the wait is an ordering
         // like any other (M, then A, then wait: A is held when M is re-taken). Not while
         // unwinding: a report must not turn one panic into two.
