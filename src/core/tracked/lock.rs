@@ -21,12 +21,23 @@ use std::time::Instant;
 impl<R: RawLock> LockCore<R> {
     /// Acquires with `access`, blocking according to `mode`. Returns whether it got the lock.
     ///
-    /// Inlined into every call site, like parking_lot's own fast path: what is left of it when
-    /// tracking is on is a few thread-local loads and stores; everything else is out of line.
+    /// Inlined into every call site, like parking_lot's own fast path, and like it the first
+    /// thing it does is one attempt at the raw lock: a thread that releases a lock and takes
+    /// it again does so within a few instructions, before a thread spinning for it can take it
+    /// in between (a hand-over costs two threads' caches the lock's line: this is what keeps
+    /// a contended lock's throughput). The bookkeeping follows, while holding: when the thread
+    /// has nothing new to record it is a few thread-local loads and stores; everything else is
+    /// out of line.
     #[inline(always)]
     #[track_caller]
     pub(crate) fn acquire(&self, op: Op, access: Access, mode: Mode) -> bool {
         let site = Location::caller();
+        if self.raw().try_acquire_fast(access) {
+            return match config::tracking() {
+                Some(tracking) => took(self, tracking, op, access, mode, site),
+                None => true,
+            };
+        }
         match config::tracking() {
             Some(tracking) => acquire(self, tracking, op, access, mode, site),
             None => self.acquire_untracked(access, mode),
@@ -66,11 +77,91 @@ fn waits_on_itself(meta: &Meta, ctx: &ThreadCtx, access: Access) -> bool {
     access == Access::Exclusive && ctx.held.contains(id)
 }
 
-/// The tracked acquisition path of every primitive, inlined into each call site: when the
-/// lock is free and the thread has nothing new to record, it takes the raw lock and pushes the
-/// hold. Anything else (a first use, a new ordering edge, contention, full backtraces) goes
-/// out of line.
+/// The id of `meta` if holding it needs nothing recorded but the hold itself (see
+/// [`record_hold`]): the thread has its state, the lock has its id, no backtrace is asked for,
+/// no other thread deferred ordering edges into it, and the nesting (if blocking, under held
+/// locks) is one this thread already recorded.
 #[inline(always)]
+fn plain_hold_id(
+    meta: &Meta,
+    ctx: &ThreadCtx,
+    tracking: config::Tracking,
+    mode: Mode,
+) -> Option<u64> {
+    let id = meta.id.load(Ordering::Relaxed);
+    if id == 0 || tracking.full_backtraces() {
+        return None;
+    }
+    // Another thread's deferred ordering edges into this lock must reach the graph before
+    // this thread can hold it (see `order`).
+    let pending = meta.pending_owner.load(Ordering::Relaxed);
+    if pending != 0 && pending != ctx.id() {
+        return None;
+    }
+    if mode == Mode::Blocking && tracking.lock_order() {
+        // Zero exactly when nothing is held (a non-empty set summing to zero is a 2^-64
+        // event, and would only skip recording one ordering). A known nesting records
+        // nothing, so holds another thread released meanwhile (ownerless locks, in the
+        // thread's mail) cannot add an edge here: the mail waits for the slow path.
+        let fingerprint = ctx.held.fingerprint();
+        if fingerprint != 0 && !order::is_known(&ctx.order, fingerprint, id) {
+            return None;
+        }
+    }
+    Some(id)
+}
+
+/// The bookkeeping of an acquisition whose first attempt took the raw lock: the hold is
+/// pushed, or, if there is more to do, the lock is given back and taken again by the whole
+/// path.
+#[inline(always)]
+fn took<R: RawLock>(
+    core: &LockCore<R>,
+    tracking: config::Tracking,
+    op: Op,
+    access: Access,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    let meta = &core.meta;
+    let recorded = with_fast_ctx(
+        #[inline(always)]
+        |ctx| {
+            let Some(ctx) = ctx else { return false };
+            let Some(id) = plain_hold_id(meta, ctx, tracking, mode) else {
+                return false;
+            };
+            record_hold(meta, ctx, id, op, access, site);
+            true
+        },
+    );
+    recorded || retake(core, op, access, mode, site)
+}
+
+/// Gives back a lock the first attempt took, and takes it through the whole path. What is left
+/// to do may have to come before the hold (publishing another thread's edges into the lock,
+/// recording a new ordering, which can report and, by policy, panic; a first use), and none of
+/// it may run holding a lock the thread has no guard for. To the program this is a release and
+/// a new acquisition, between which another thread may take the lock: an interleaving it could
+/// have had anyway.
+#[cold]
+#[inline(never)]
+fn retake<R: RawLock>(
+    core: &LockCore<R>,
+    op: Op,
+    access: Access,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    // SAFETY: the first attempt took the lock with `access`, and nothing else released it.
+    unsafe { core.raw().release(access) };
+    acquire_slow(core, op, access, mode, site)
+}
+
+/// The tracked acquisition after a first attempt failed (a held lock, or a spurious failure):
+/// when the thread has nothing new to record, one more attempt, then a wait. Anything else (a
+/// first use, a new ordering edge, full backtraces) goes to the whole path.
+#[inline(never)]
 fn acquire<R: RawLock>(
     core: &LockCore<R>,
     tracking: config::Tracking,
@@ -80,44 +171,22 @@ fn acquire<R: RawLock>(
     site: &'static Location<'static>,
 ) -> bool {
     let meta = &core.meta;
-    with_fast_ctx(
-        #[inline(always)]
-        |ctx| {
-            let id = meta.id.load(Ordering::Relaxed);
-            let Some(ctx) = ctx else {
-                return acquire_slow(core, op, access, mode, site);
-            };
-            if id == 0 || tracking.full_backtraces() {
-                return acquire_slow(core, op, access, mode, site);
-            }
-            // Another thread's deferred ordering edges into this lock must reach the graph
-            // before this thread can hold it (see `order`).
-            let pending = meta.pending_owner.load(Ordering::Relaxed);
-            if pending != 0 && pending != ctx.id() {
-                return acquire_slow(core, op, access, mode, site);
-            }
-            if mode == Mode::Blocking && tracking.lock_order() {
-                // Zero exactly when nothing is held (a non-empty set summing to zero is a
-                // 2^-64 event, and would only skip recording one ordering). A known nesting
-                // records nothing, so holds another thread released meanwhile (ownerless
-                // locks, in the thread's mail) cannot add an edge here: the mail waits for
-                // the slow path.
-                let fingerprint = ctx.held.fingerprint();
-                if fingerprint != 0 && !order::is_known(&ctx.order, fingerprint, id) {
-                    return acquire_slow(core, op, access, mode, site);
-                }
-            }
-            let raw = core.raw();
-            if raw.try_acquire_fast(access) || (mode == Mode::Try && raw.try_acquire(access)) {
-                record_hold(meta, ctx, id, op, access, site);
-                return true;
-            }
-            if mode == Mode::Try {
-                return false;
-            }
-            acquire_contended(core, ctx, op, access, mode, site)
-        },
-    )
+    with_fast_ctx(|ctx| {
+        let Some(ctx) = ctx else {
+            return acquire_slow(core, op, access, mode, site);
+        };
+        let Some(id) = plain_hold_id(meta, ctx, tracking, mode) else {
+            return acquire_slow(core, op, access, mode, site);
+        };
+        if core.raw().try_acquire(access) {
+            record_hold(meta, ctx, id, op, access, site);
+            return true;
+        }
+        if mode == Mode::Try {
+            return false;
+        }
+        acquire_contended(core, ctx, op, access, mode, site)
+    })
 }
 
 /// The whole tracked acquisition, for whatever the inlined path leaves out.
