@@ -79,9 +79,12 @@ const MAX_PENDING: usize = 256;
 /// Recordings a thread remembers having made in the hierarchy before it starts afresh.
 const MAX_CLASS_SEEN: usize = 65_536;
 
-/// Acquisitions this thread has fully recorded, as `(held-set fingerprint, lock taken)`,
-/// direct-mapped: a hit means every edge from every held lock to that lock, under exactly that
-/// held set, is already known, so a repeated nesting costs one lookup whatever its depth.
+/// Acquisitions this thread has fully recorded, as `(held-set fingerprint, lock taken)`, in
+/// sets of two ways: a hit means every edge from every held lock to that lock, under exactly
+/// that held set, is already known, so a repeated nesting costs one lookup whatever its depth.
+/// Two ways, so that two nestings a loop repeats do not evict each other for good when they
+/// fall in the same set (direct-mapped, one such pair in a chain of eight made every pass take
+/// the slow path twice).
 pub(crate) struct EdgeCache {
     slots: [Cell<(u64, u64)>; CACHE_SLOTS],
 }
@@ -93,20 +96,28 @@ impl EdgeCache {
         }
     }
 
+    /// The first of the two slots of the set of `(fingerprint, to)`.
     #[inline(always)]
-    fn slot(fingerprint: u64, to: u64) -> usize {
+    fn set(fingerprint: u64, to: u64) -> usize {
         let h = fingerprint ^ to.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-        (h >> 56) as usize % CACHE_SLOTS
+        ((h >> 56) as usize % CACHE_SLOTS) & !1
     }
 
     #[inline(always)]
     fn contains(&self, key: (u64, u64)) -> bool {
-        self.slots[Self::slot(key.0, key.1)].get() == key
+        let set = Self::set(key.0, key.1);
+        self.slots[set].get() == key || self.slots[set + 1].get() == key
     }
 
+    /// Inserts `key` as the set's most recent entry; the other way keeps the previous one.
     #[inline]
     fn insert(&self, key: (u64, u64)) {
-        self.slots[Self::slot(key.0, key.1)].set(key);
+        let set = Self::set(key.0, key.1);
+        let first = self.slots[set].get();
+        if first != key {
+            self.slots[set + 1].set(first);
+            self.slots[set].set(key);
+        }
     }
 }
 
@@ -1138,5 +1149,35 @@ pub(crate) fn write_order_graph() {
     drop(hierarchy);
     if let Err(e) = write_atomically(&path, text.as_bytes()) {
         fail(&e);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::EdgeCache;
+
+    /// Three nestings whose keys fall in one set of the cache.
+    fn three_in_one_set() -> [(u64, u64); 3] {
+        let first = (0x1234_5678, 7);
+        let set = EdgeCache::set(first.0, first.1);
+        let mut same = (1..)
+            .map(|to| (first.0, to))
+            .filter(|&(f, t)| t != first.1 && EdgeCache::set(f, t) == set);
+        [first, same.next().unwrap(), same.next().unwrap()]
+    }
+
+    #[test]
+    fn two_nestings_in_one_set_both_stay_known_and_a_third_evicts_the_older() {
+        let cache = EdgeCache::new();
+        let [a, b, c] = three_in_one_set();
+        cache.insert(a);
+        cache.insert(b);
+        assert!(cache.contains(a) && cache.contains(b));
+        // Inserting a known key again keeps the other way.
+        cache.insert(b);
+        assert!(cache.contains(a) && cache.contains(b));
+        cache.insert(a);
+        cache.insert(c);
+        assert!(cache.contains(c) && cache.contains(a) && !cache.contains(b));
     }
 }
