@@ -3,6 +3,7 @@
 //! acquisition leaves the lock it was taking free: the first attempt at a lock comes before its
 //! bookkeeping, so a hold with an ordering to record gives the lock back before recording it.
 //! Its own binary: it installs settings for the whole process.
+#![cfg(feature = "detect")]
 
 use lockwatch::{Config, LockOrder, Mutex, OnDeadlock};
 use std::panic::{catch_unwind, AssertUnwindSafe};

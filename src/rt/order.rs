@@ -33,11 +33,13 @@
 //! - the owner's exit publishes everything left ([`thread_exit`]).
 //!
 //! So when every edge of a cycle has been recorded, every lock on it has been a source and
-//! every edge of it is in the graph, where the last one inserted finds the cycle. The one
-//! window is an acquisition by another thread racing with the owner's first deferral into the
-//! same lock (the fast path read the owner before it was set): that edge is then published
-//! at the lock's next foreign acquisition or at the owner's exit — a late report, never a
-//! false one.
+//! every edge of it is in the graph, where the last one inserted finds the cycle. The common
+//! deferral is made while its thread holds the lock (the first attempt took it, see
+//! `core::tracked::lock`), and every acquisition reads the pending owner once it holds the
+//! lock, so those cannot race. The one window is a deferral made before its thread holds the
+//! lock (a new ordering met on the way to a wait) racing with another thread's acquisition:
+//! that edge is published when the deferring thread's wait registers, at the lock's next
+//! foreign acquisition or at the owner's exit — a late report, never a false one.
 //!
 //! # The hierarchy
 //!

@@ -128,14 +128,53 @@ fn took<R: RawLock>(
         #[inline(always)]
         |ctx| {
             let Some(ctx) = ctx else { return false };
-            let Some(id) = plain_hold_id(meta, ctx, tracking, mode) else {
-                return false;
-            };
-            record_hold(meta, ctx, id, op, access, site);
-            true
+            match plain_hold_id(meta, ctx, tracking, mode) {
+                Some(id) => {
+                    record_hold(meta, ctx, id, op, access, site);
+                    true
+                }
+                None => record_first_hold(meta, ctx, tracking, op, access, mode, site),
+            }
         },
     );
     recorded || retake(core, op, access, mode, site)
+}
+
+/// Records a hold the first attempt took, when there is more to it than the push but nothing
+/// that could report or panic, so that it may run while holding: the lock's first use (its id),
+/// and the commonest new ordering, into a lock that was never a source under exactly one held
+/// lock, which stays in this thread's buffer (`order::try_note_single_deferred`). The ordering
+/// is recorded after the acquisition rather than before: it did not wait, so nothing could see
+/// the difference. `false` (nothing recorded) for anything else, which the whole path does.
+#[cold]
+#[inline(never)]
+fn record_first_hold(
+    meta: &Meta,
+    ctx: &ThreadCtx,
+    tracking: config::Tracking,
+    op: Op,
+    access: Access,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    if tracking.full_backtraces() {
+        return false;
+    }
+    // Another thread's deferred edges into the lock: the whole path publishes them first.
+    let pending = meta.pending_owner.load(Ordering::Relaxed);
+    if pending != 0 && pending != ctx.id() {
+        return false;
+    }
+    if mode == Mode::Blocking && tracking.lock_order() && ctx.held.len() != 0 {
+        // Holds another thread released (ownerless locks) must leave the stack before they
+        // can be sources: the whole path reads the mail.
+        if ctx.record.has_mail() || !order::try_note_single_deferred(&ctx.order_view(), meta, site)
+        {
+            return false;
+        }
+    }
+    record_hold(meta, ctx, meta.id(), op, access, site);
+    true
 }
 
 /// Gives back a lock the first attempt took, and takes it through the whole path. What is left
@@ -159,8 +198,8 @@ fn retake<R: RawLock>(
 }
 
 /// The tracked acquisition after a first attempt failed (a held lock, or a spurious failure):
-/// when the thread has nothing new to record, one more attempt, then a wait. Anything else (a
-/// first use, a new ordering edge, full backtraces) goes to the whole path.
+/// one more attempt, then, when the thread has nothing new to record before it waits, a wait.
+/// Anything else (a first use, a new ordering edge, full backtraces) goes to the whole path.
 #[inline(never)]
 fn acquire<R: RawLock>(
     core: &LockCore<R>,
@@ -170,22 +209,17 @@ fn acquire<R: RawLock>(
     mode: Mode,
     site: &'static Location<'static>,
 ) -> bool {
-    let meta = &core.meta;
-    with_fast_ctx(|ctx| {
-        let Some(ctx) = ctx else {
-            return acquire_slow(core, op, access, mode, site);
-        };
-        let Some(id) = plain_hold_id(meta, ctx, tracking, mode) else {
-            return acquire_slow(core, op, access, mode, site);
-        };
-        if core.raw().try_acquire(access) {
-            record_hold(meta, ctx, id, op, access, site);
-            return true;
+    if core.raw().try_acquire(access) {
+        return took(core, tracking, op, access, mode, site);
+    }
+    if mode == Mode::Try {
+        return false;
+    }
+    with_fast_ctx(|ctx| match ctx {
+        Some(ctx) if plain_hold_id(&core.meta, ctx, tracking, mode).is_some() => {
+            acquire_contended(core, ctx, op, access, mode, site)
         }
-        if mode == Mode::Try {
-            return false;
-        }
-        acquire_contended(core, ctx, op, access, mode, site)
+        _ => acquire_slow(core, op, access, mode, site),
     })
 }
 
@@ -203,6 +237,8 @@ fn acquire_slow<R: RawLock>(
         order::claim(&core.meta, &ctx.order_view());
         note_ordering(&core.meta, ctx, mode, site);
         if core.raw().try_acquire(access) {
+            // Read again holding the lock: a deferral into it may have been made meanwhile.
+            order::claim(&core.meta, &ctx.order_view());
             acquired(&core.meta, ctx, op, access, site);
             return true;
         }
@@ -262,6 +298,9 @@ fn acquire_contended<R: RawLock>(
     };
     let got = wait_for_lock(core, ctx, op, access, deadline, site, true);
     if got {
+        // The pending owner was read before the wait: a deferral into the lock made by its
+        // holder meanwhile is published now, before this thread can make the lock a source.
+        order::claim(&core.meta, &ctx.order_view());
         acquired(&core.meta, ctx, op, access, site);
     }
     got
