@@ -130,7 +130,11 @@ impl Slot {
 /// The fingerprint of `slots` as a held set.
 #[inline(always)]
 fn fingerprint_of(slots: &[Slot]) -> u64 {
-    slots.last().map_or(0, |top| top.fingerprint)
+    // Indexed rather than `last()`: the compiler turns `last`'s `Option` into a pointer test.
+    match slots.len() {
+        0 => 0,
+        len => slots[len - 1].fingerprint,
+    }
 }
 
 pub(crate) struct HeldStack {
