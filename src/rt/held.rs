@@ -57,9 +57,9 @@ const IN_ORDER_GRAPH: u8 = 2;
 const HAS_BACKTRACE: u8 = 4;
 
 /// A hold as the stack keeps it. Laid out for the fast paths: a push writes five words, a
-/// release compares the id and the flags byte (a hold with anything to undo besides the pop,
-/// in flags other than `SHARED`, goes to the slow path), and the fingerprint of the held set
-/// is the top slot's, so a release does not recompute it.
+/// release compares the id and the flags (a hold with anything to undo besides the pop, in
+/// flags other than `SHARED`, goes to the slow path), and the fingerprint of the held set is
+/// the top slot's, so a release does not recompute it.
 #[derive(Clone, Copy)]
 #[repr(C)]
 struct Slot {
@@ -68,10 +68,91 @@ struct Slot {
     fingerprint: u64,
     site: &'static Location<'static>,
     created_at: &'static Location<'static>,
-    count: u32,
-    kind: Kind,
-    op: Op,
-    flags: u8,
+    /// The reentrant depth, kind, operation and flags in one word ([`Tail`]), written by one
+    /// store: as four fields they took three.
+    tail: Tail,
+}
+
+/// A slot's last word: depth in bits 0–31, then a byte each for the kind, the operation and
+/// the flags.
+#[derive(Clone, Copy)]
+struct Tail(u64);
+
+impl Tail {
+    #[inline(always)]
+    fn new(count: u32, kind: Kind, op: Op, flags: u8) -> Tail {
+        Tail(
+            u64::from(count)
+                | u64::from(kind as u8) << 32
+                | u64::from(op as u8) << 40
+                | u64::from(flags) << 48,
+        )
+    }
+
+    #[inline(always)]
+    fn count(self) -> u32 {
+        self.0 as u32
+    }
+
+    fn kind(self) -> Kind {
+        kind_of_code((self.0 >> 32) as u8)
+    }
+
+    fn op(self) -> Op {
+        op_of_code((self.0 >> 40) as u8)
+    }
+
+    #[inline(always)]
+    fn flags(self) -> u8 {
+        (self.0 >> 48) as u8
+    }
+
+    fn with_count(self, count: u32) -> Tail {
+        Tail(self.0 & !u64::from(u32::MAX) | u64::from(count))
+    }
+
+    fn with_flag(self, flag: u8) -> Tail {
+        Tail(self.0 | u64::from(flag) << 48)
+    }
+}
+
+/// Every kind, indexed by its discriminant (`kind as u8`); the tests check the table against
+/// an exhaustive match, so a kind added to the detector must be added here.
+const KINDS: [Kind; 13] = [
+    Kind::Mutex,
+    Kind::RwLock,
+    Kind::ReentrantMutex,
+    Kind::Lock,
+    Kind::RLock,
+    Kind::Semaphore,
+    Kind::BoundedSemaphore,
+    Kind::Condition,
+    Kind::Condvar,
+    Kind::Event,
+    Kind::Barrier,
+    Kind::Thread,
+    Kind::Task,
+];
+
+/// Every operation, indexed by its discriminant (checked like [`KINDS`]).
+const OPS: [Op; 8] = [
+    Op::Lock,
+    Op::Read,
+    Op::Write,
+    Op::Acquire,
+    Op::Wait,
+    Op::Join,
+    Op::Result,
+    Op::Barrier,
+];
+
+fn kind_of_code(code: u8) -> Kind {
+    // Codes only come from `Tail::new`; a table the tests have checked cannot miss one.
+    KINDS.get(usize::from(code)).copied().unwrap_or(Kind::Mutex)
+}
+
+fn op_of_code(code: u8) -> Op {
+    OPS.get(usize::from(code)).copied().unwrap_or(Op::Lock)
 }
 
 impl Slot {
@@ -86,7 +167,7 @@ impl Slot {
 
     #[inline(always)]
     fn access(&self) -> Access {
-        if self.flags & SHARED != 0 {
+        if self.tail.flags() & SHARED != 0 {
             Access::Shared
         } else {
             Access::Exclusive
@@ -96,12 +177,12 @@ impl Slot {
     fn held(&self) -> Held {
         Held {
             id: self.id,
-            kind: self.kind,
-            op: self.op,
-            count: self.count,
+            kind: self.tail.kind(),
+            op: self.tail.op(),
+            count: self.tail.count(),
             site: self.site,
             created_at: self.created_at,
-            in_order_graph: self.flags & IN_ORDER_GRAPH != 0,
+            in_order_graph: self.tail.flags() & IN_ORDER_GRAPH != 0,
         }
     }
 
@@ -119,10 +200,7 @@ impl Slot {
             fingerprint: below.wrapping_add(mix(held.id)),
             site: held.site,
             created_at: held.created_at,
-            count: held.count,
-            kind: held.kind,
-            op: held.op,
-            flags,
+            tail: Tail::new(held.count, held.kind, held.op, flags),
         }
     }
 }
@@ -189,12 +267,16 @@ impl HeldStack {
     }
 
     /// Pushes a fresh hold (count 1, no ordering edge yet) with `access`: the acquisition
-    /// fast path. Takes the fields rather than a slot, and so does its cold path: built from
-    /// values in registers, the slot goes straight into place, where a slot made first went
-    /// through the stack (a store-forwarding stall, several nanoseconds an acquisition).
+    /// fast path. `below` is the held set's [`HeldStack::fingerprint`], read by the caller
+    /// (which has it at hand) with nothing pushed or removed since. Takes the fields rather
+    /// than a slot, and so does its cold path: built from values in registers, the slot goes
+    /// straight into place, where a slot made first went through the stack (a
+    /// store-forwarding stall, several nanoseconds an acquisition).
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(crate) fn push_new(
         &self,
+        below: u64,
         id: u64,
         kind: Kind,
         op: Op,
@@ -207,16 +289,13 @@ impl HeldStack {
         } else {
             // Cannot allocate: there is room.
             self.open(|slots| {
-                let below = fingerprint_of(slots);
+                debug_assert_eq!(below, fingerprint_of(slots));
                 slots.push(Slot {
                     id,
                     fingerprint: below.wrapping_add(mix(id)),
                     site,
                     created_at,
-                    count: 1,
-                    kind,
-                    op,
-                    flags: Slot::fresh_flags(access),
+                    tail: Tail::new(1, kind, op, Slot::fresh_flags(access)),
                 })
             });
         }
@@ -295,7 +374,7 @@ impl HeldStack {
     #[inline(always)]
     pub(crate) fn pop_if_plain_top(&self, id: u64, access: Access) -> bool {
         self.open(|slots| match slots.last() {
-            Some(top) if top.id == id && top.flags == Slot::fresh_flags(access) => {
+            Some(top) if top.id == id && top.tail.flags() == Slot::fresh_flags(access) => {
                 // SAFETY: `slots` is not empty (it has a last element); the slot is `Copy`.
                 unsafe { slots.set_len(slots.len() - 1) };
                 true
@@ -318,7 +397,7 @@ impl HeldStack {
                 below = below.wrapping_add(mix(slot.id));
                 slot.fingerprint = below;
             }
-            Some((removed.held(), removed.flags & HAS_BACKTRACE != 0))
+            Some((removed.held(), removed.tail.flags() & HAS_BACKTRACE != 0))
         })
     }
 
@@ -326,7 +405,9 @@ impl HeldStack {
     pub(crate) fn adjust_count(&self, id: u64, delta: i32) {
         self.open(|slots| {
             if let Some(h) = slots.iter_mut().rev().find(|h| h.id == id) {
-                h.count = h.count.saturating_add_signed(delta).max(1);
+                h.tail = h
+                    .tail
+                    .with_count(h.tail.count().saturating_add_signed(delta).max(1));
             }
         })
     }
@@ -336,7 +417,7 @@ impl HeldStack {
     pub(crate) fn mark_in_order_graph(&self, index: usize) {
         self.open(|slots| {
             if let Some(slot) = slots.get_mut(index) {
-                slot.flags |= IN_ORDER_GRAPH;
+                slot.tail = slot.tail.with_flag(IN_ORDER_GRAPH);
             }
         })
     }
@@ -376,6 +457,58 @@ mod tests {
             site: Location::caller(),
             created_at: Location::caller(),
             in_order_graph: false,
+        }
+    }
+
+    /// The tables decode every code `Tail::new` makes: the matches are exhaustive, so a kind or
+    /// an operation added to the detector fails to compile here until it is in its table.
+    #[test]
+    fn every_kind_and_operation_survives_a_slot() {
+        fn code_of_kind(kind: Kind) -> usize {
+            match kind {
+                Kind::Mutex
+                | Kind::RwLock
+                | Kind::ReentrantMutex
+                | Kind::Lock
+                | Kind::RLock
+                | Kind::Semaphore
+                | Kind::BoundedSemaphore
+                | Kind::Condition
+                | Kind::Condvar
+                | Kind::Event
+                | Kind::Barrier
+                | Kind::Thread
+                | Kind::Task => kind as usize,
+            }
+        }
+        fn code_of_op(op: Op) -> usize {
+            match op {
+                Op::Lock
+                | Op::Read
+                | Op::Write
+                | Op::Acquire
+                | Op::Wait
+                | Op::Join
+                | Op::Result
+                | Op::Barrier => op as usize,
+            }
+        }
+        for (code, kind) in KINDS.iter().enumerate() {
+            assert_eq!(code_of_kind(*kind), code);
+        }
+        for (code, op) in OPS.iter().enumerate() {
+            assert_eq!(code_of_op(*op), code);
+        }
+        for kind in KINDS {
+            for op in OPS {
+                let tail = Tail::new(u32::MAX, kind, op, HAS_BACKTRACE);
+                assert!(tail.kind() == kind && tail.op() == op);
+                assert_eq!((tail.count(), tail.flags()), (u32::MAX, HAS_BACKTRACE));
+                let tail = tail.with_count(7).with_flag(IN_ORDER_GRAPH);
+                assert_eq!(tail.count(), 7);
+                assert_eq!(tail.flags(), HAS_BACKTRACE | IN_ORDER_GRAPH);
+                assert!(tail.kind() == kind && tail.op() == op);
+            }
         }
     }
 
@@ -433,7 +566,15 @@ mod tests {
         let stack = HeldStack::new();
         let here = Location::caller();
         for id in 1..=100 {
-            stack.push_new(id, Kind::Mutex, Op::Lock, Access::Exclusive, here, here);
+            stack.push_new(
+                stack.fingerprint(),
+                id,
+                Kind::Mutex,
+                Op::Lock,
+                Access::Exclusive,
+                here,
+                here,
+            );
         }
         assert_eq!(
             stack.fingerprint(),
@@ -470,7 +611,7 @@ mod loom {
                 } else {
                     Access::Exclusive
                 };
-                stack.push_new(id, Kind::Mutex, op, access, here, here);
+                stack.push_new(stack.fingerprint(), id, Kind::Mutex, op, access, here, here);
             }
             assert_eq!(stack.len(), 20);
             assert!(!stack.pop_if_plain_top(19, Access::Exclusive));

@@ -243,8 +243,16 @@ mod loom {
 
     fn hold(ctx: &ThreadCtx, id: u64) {
         let here = Location::caller();
-        ctx.held
-            .push_new(id, Kind::Lock, Op::Acquire, Access::Exclusive, here, here);
+        let below = ctx.held.fingerprint();
+        ctx.held.push_new(
+            below,
+            id,
+            Kind::Lock,
+            Op::Acquire,
+            Access::Exclusive,
+            here,
+            here,
+        );
     }
 
     fn leaked(exited: &ExitedTable) -> Option<Vec<u64>> {

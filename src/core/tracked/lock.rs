@@ -452,9 +452,12 @@ fn record_hold(
     access: Access,
     site: &'static Location<'static>,
 ) {
+    // Read before the stores into the lock, which the compiler cannot tell from the stack:
+    // the same read as the fast path's nesting check, made once.
+    let below = ctx.held.fingerprint();
     record_holder(meta, ctx, access, site);
     ctx.held
-        .push_new(id, meta.kind(), op, access, site, meta.created_at());
+        .push_new(below, id, meta.kind(), op, access, site, meta.created_at());
 }
 
 /// Who holds the lock exclusively and since where, in the lock, for the wait-for graph.
