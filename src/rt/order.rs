@@ -2,7 +2,7 @@
 //!
 //! Four levels, cheapest first:
 //!
-//! 1. a per-thread direct-mapped cache of acquisitions this thread already recorded (a
+//! 1. a per-thread two-way cache of acquisitions this thread already recorded (a
 //!    lookup, no shared memory);
 //! 2. *deferred* edges: an edge into a lock that has never been the source of an edge (a
 //!    *sink*) cannot close a cycle, so a thread keeps it in its own buffer instead of the global
@@ -84,9 +84,8 @@ const MAX_CLASS_SEEN: usize = 65_536;
 /// Acquisitions this thread has fully recorded, as `(held-set fingerprint, lock taken)`, in
 /// sets of two ways: a hit means every edge from every held lock to that lock, under exactly
 /// that held set, is already known, so a repeated nesting costs one lookup whatever its depth.
-/// Two ways, so that two nestings a loop repeats do not evict each other for good when they
-/// fall in the same set (direct-mapped, one such pair in a chain of eight made every pass take
-/// the slow path twice).
+/// Two ways, so that two nestings a loop repeats cannot evict each other on every pass when
+/// they fall in the same set (each eviction is a trip through the slow path).
 pub(crate) struct EdgeCache {
     slots: [Cell<(u64, u64)>; CACHE_SLOTS],
 }
