@@ -284,12 +284,12 @@ impl HeldStack {
         site: &'static Location<'static>,
         created_at: &'static Location<'static>,
     ) {
+        debug_assert_eq!(below, self.fingerprint());
         if self.is_full() {
             self.grow_and_push_new(id, kind, op, access, site, created_at);
         } else {
             // Cannot allocate: there is room.
             self.open(|slots| {
-                debug_assert_eq!(below, fingerprint_of(slots));
                 slots.push(Slot {
                     id,
                     fingerprint: below.wrapping_add(mix(id)),

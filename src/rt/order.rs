@@ -34,12 +34,14 @@
 //!
 //! So when every edge of a cycle has been recorded, every lock on it has been a source and
 //! every edge of it is in the graph, where the last one inserted finds the cycle. The common
-//! deferral is made while its thread holds the lock (the first attempt took it, see
-//! `core::tracked::lock`), and every acquisition reads the pending owner once it holds the
-//! lock, so those cannot race. The one window is a deferral made before its thread holds the
-//! lock (a new ordering met on the way to a wait) racing with another thread's acquisition:
-//! that edge is published when the deferring thread's wait registers, at the lock's next
-//! foreign acquisition or at the owner's exit — a late report, never a false one.
+//! deferral is made while its thread holds the lock exclusively (the first attempt took it,
+//! see `core::tracked::lock`), and every exclusive acquisition reads the pending owner again
+//! once it holds the lock (and, if another thread's deferral appeared meanwhile, gives the
+//! lock back and publishes it first), so those cannot race. The window left is a deferral made
+//! while the deferring thread does not hold the lock exclusively (a new ordering met on the
+//! way to a wait) racing with another thread that already holds it: that edge is published
+//! when the deferring thread's wait registers, at the lock's next foreign acquisition or at
+//! the owner's exit — a late report, never a false one.
 //!
 //! # The hierarchy
 //!
@@ -377,9 +379,17 @@ pub(crate) fn try_note_single_deferred(
     true
 }
 
-/// Called on the slow path of every acquisition, before anything else: a lock another thread
-/// deferred edges into is about to be held by this one, which could make it a source: those
-/// edges are published first, and the lock is never deferred into again.
+/// Whether another thread than `me` keeps deferred edges into `meta`: then an acquisition by
+/// `me` must [`claim`] them before it holds the lock.
+#[inline(always)]
+pub(crate) fn has_foreign_pending_owner(meta: &Meta, me: u64) -> bool {
+    let owner = meta.pending_owner.load(Ordering::SeqCst);
+    owner != 0 && owner != me
+}
+
+/// Called before a lock another thread deferred edges into is held by this one, which could
+/// make it a source: those edges are published first, and the lock is never deferred into
+/// again. Not while holding the lock: publishing can report.
 #[inline]
 pub(crate) fn claim(meta: &Meta, ctx: &OrderCtx<'_>) {
     let owner = meta.pending_owner.load(Ordering::SeqCst);
@@ -987,7 +997,17 @@ pub(crate) fn publish_before_blocking(ctx: &OrderCtx<'_>) {
     if ctx.order.pending.get().is_none() {
         return;
     }
-    let all = std::mem::take(&mut ctx.order.lock_own(ctx.id()).edges);
+    let all = {
+        let mut buffer = ctx.order.lock_own(ctx.id());
+        let all = std::mem::take(&mut buffer.edges);
+        if !all.is_empty() {
+            // Their targets have edges in the graph now, which dropping them must remove: as
+            // after an overflow, this thread's drops take the general path from now on.
+            buffer.published_some = true;
+            ctx.order.published_some.set(true);
+        }
+        all
+    };
     if !all.is_empty() && !std::thread::panicking() {
         let reports = publish(ctx.id(), all);
         emit_all(reports);

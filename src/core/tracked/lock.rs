@@ -234,11 +234,18 @@ fn acquire_slow<R: RawLock>(
     site: &'static Location<'static>,
 ) -> bool {
     match with_ctx(|ctx| {
-        order::claim(&core.meta, &ctx.order_view());
+        // Publishing another thread's deferred edges can report, and by policy panic: before
+        // the lock is held, under the guard that raises the policy's panic here.
+        if order::has_foreign_pending_owner(&core.meta, ctx.id()) {
+            report::guard_bookkeeping(|| order::claim(&core.meta, &ctx.order_view()));
+        }
         note_ordering(&core.meta, ctx, mode, site);
         if core.raw().try_acquire(access) {
-            // Read again holding the lock: a deferral into it may have been made meanwhile.
-            order::claim(&core.meta, &ctx.order_view());
+            if order::has_foreign_pending_owner(&core.meta, ctx.id()) {
+                // A deferral into the lock was made meanwhile: it is published before the
+                // lock is held (see `give_back_and_claim`).
+                return give_back_and_claim(core, op, access, mode, site);
+            }
             acquired(&core.meta, ctx, op, access, site);
             return true;
         }
@@ -247,6 +254,26 @@ fn acquire_slow<R: RawLock>(
         Some(got) => got,
         None => core.acquire_untracked(access, mode),
     }
+}
+
+/// A lock just taken has deferred ordering edges of another thread's, made after this thread
+/// last looked (by its holder, while this thread tried or waited). They must reach the graph
+/// before this thread can make the lock a source, and publishing them may report: it is not
+/// done holding a lock with no guard. The lock is given back and taken again by the whole
+/// path, which publishes first. At most once: publishing marks the lock as never to be
+/// deferred into again.
+#[cold]
+#[inline(never)]
+fn give_back_and_claim<R: RawLock>(
+    core: &LockCore<R>,
+    op: Op,
+    access: Access,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    // SAFETY: the caller's attempt or wait took the lock with `access`, and nothing released it.
+    unsafe { core.raw().release(access) };
+    acquire_slow(core, op, access, mode, site)
 }
 
 /// Records the ordering edges of a blocking acquisition of `meta` before it can block.
@@ -299,8 +326,10 @@ fn acquire_contended<R: RawLock>(
     let got = wait_for_lock(core, ctx, op, access, deadline, site, true);
     if got {
         // The pending owner was read before the wait: a deferral into the lock made by its
-        // holder meanwhile is published now, before this thread can make the lock a source.
-        order::claim(&core.meta, &ctx.order_view());
+        // holder meanwhile must be published before this thread can make the lock a source.
+        if order::has_foreign_pending_owner(&core.meta, ctx.id()) {
+            return give_back_and_claim(core, op, access, mode, site);
+        }
         acquired(&core.meta, ctx, op, access, site);
     }
     got
@@ -504,7 +533,8 @@ fn on_release(meta: &Meta, access: Access, ownerless: bool) {
     }
 }
 
-/// Every other release: of a hold below the top, of a Lock by another thread, after the
+/// Every other release: of a hold below the top, of a hold with more to undo than its pop (a
+/// source of ordering edges, a backtrace kept), of a Lock by another thread, after the
 /// thread's state is gone.
 #[cold]
 #[inline(never)]
@@ -602,11 +632,15 @@ pub(crate) fn resume_hold(
         return;
     };
     with_ctx(|ctx| {
-        // Another thread may have deferred ordering edges into the mutex during the wait.
-        order::claim(meta, &ctx.order_view());
         record_holder(meta, ctx, Access::Exclusive, site);
         held.site = site;
         ctx.push_held(held, acquired_at);
+        // Another thread may have deferred ordering edges into the mutex during the wait. The
+        // mutex is held for the guard the wait returns to, so publishing them (which can
+        // report, and by policy panic) may run here: a panic unwinds through that guard.
+        if order::has_foreign_pending_owner(meta, ctx.id()) {
+            report::guard_bookkeeping(|| order::claim(meta, &ctx.order_view()));
+        }
         // Taking the mutex back while holding locks acquired during the wait is an ordering
         // like any other (M, then A, then wait: A is held when M is re-taken). Not while
         // unwinding: a report must not turn one panic into two.
