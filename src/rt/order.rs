@@ -142,7 +142,15 @@ struct PendingBuffer {
     /// Set once the buffer published everything at its bound: its targets may then have edges
     /// in the graph that dropping them must remove.
     published_some: bool,
+    /// Targets whose edges a registered wait of the thread published (so they are in the
+    /// graph) and that have not been dropped since: dropping one must remove it from the
+    /// graph. Bounded by `MAX_PUBLISHED_TARGETS`; past it, `published_some` is set instead.
+    published_targets: HashSet<u64>,
 }
+
+/// Targets a buffer remembers as published by waits before it falls back to `published_some`
+/// (every later drop of a lock this thread deferred into then takes the general path).
+const MAX_PUBLISHED_TARGETS: usize = 4096;
 
 type SharedBuffer = Arc<Mutex<PendingBuffer>>;
 
@@ -154,6 +162,10 @@ pub(crate) struct ThreadOrder {
     may_have_pending: Cell<bool>,
     /// `pending.published_some`, readable without its lock (only this thread sets either).
     published_some: Cell<bool>,
+    /// Whether `pending.published_targets` may be non-empty, readable without its lock: set
+    /// by this thread when it adds targets, cleared by it when it finds the set empty (another
+    /// thread's drop may empty it meanwhile: then it only stays set until this thread looks).
+    has_published_targets: Cell<bool>,
     /// The last lock this thread deferred edges into and then dropped itself (0: none), whose
     /// edges may still be in `pending`: struck out the next time this thread takes its
     /// buffer's lock ([`ThreadOrder::lock_own`]), so that the drop itself costs no lock (see
@@ -186,6 +198,7 @@ impl ThreadOrder {
             pending: OnceCell::new(),
             may_have_pending: Cell::new(false),
             published_some: Cell::new(false),
+            has_published_targets: Cell::new(false),
             last_dropped: Cell::new(0),
             dropped: RefCell::new(Vec::new()),
             class_seen: RefCell::new(HashSet::new()),
@@ -198,6 +211,7 @@ impl ThreadOrder {
             let buffer = Arc::new(Mutex::new(PendingBuffer {
                 edges: Vec::new(),
                 published_some: false,
+                published_targets: HashSet::new(),
             }));
             state().buffers.lock().insert(thread, buffer.clone());
             buffer
@@ -410,7 +424,7 @@ fn claim_slow(meta: &Meta, ctx: &OrderCtx<'_>) {
     let id = meta.id();
     let buffer = state().buffers.lock().get(&owner).cloned();
     let taken = match buffer {
-        Some(buffer) => take_pending(&buffer, |p| p.to == id),
+        Some(buffer) => take_pending_into(&buffer, id),
         None => Vec::new(),
     };
     if !taken.is_empty() {
@@ -419,9 +433,13 @@ fn claim_slow(meta: &Meta, ctx: &OrderCtx<'_>) {
     }
 }
 
-fn take_pending(buffer: &SharedBuffer, which: impl FnMut(&Pending) -> bool) -> Vec<Pending> {
+/// Takes the edges into lock `id` out of `buffer`, for a claim. The lock is in the graph from
+/// now on (its drop removes it), so the buffer stops remembering it as published.
+fn take_pending_into(buffer: &SharedBuffer, id: u64) -> Vec<Pending> {
     let mut taken = Vec::new();
-    extract(&mut buffer.lock().edges, &mut taken, which);
+    let mut pending = buffer.lock();
+    extract(&mut pending.edges, &mut taken, |p| p.to == id);
+    pending.published_targets.remove(&id);
     taken
 }
 
@@ -948,31 +966,42 @@ pub(crate) fn remove_lock(id: u64, was_source: bool) {
 /// `own` is the dropping thread's view, if it still has its state: usually the owner drops its
 /// own lock, and its buffer is at hand.
 pub(crate) fn forget_pending(id: u64, owner: u64, own: Option<&OrderCtx<'_>>) -> bool {
-    fn strike_in(buffer: &SharedBuffer, id: u64) -> bool {
+    /// Strikes the edges into `id`; `true` if none of them can be in the graph. With it,
+    /// whether the buffer still remembers published targets.
+    fn strike_in(buffer: &SharedBuffer, id: u64) -> (bool, bool) {
         let mut pending = buffer.lock();
         strike(&mut pending.edges, id);
-        !pending.published_some
+        let published = pending.published_targets.remove(&id);
+        (
+            !pending.published_some && !published,
+            !pending.published_targets.is_empty(),
+        )
     }
     // Usually the owner drops its own lock: its buffer is at hand.
     let own = own.and_then(|ctx| match ctx.order.pending.get() {
-        Some(buffer) if ctx.id() == owner => Some(strike_in(buffer, id)),
+        Some(buffer) if ctx.id() == owner => {
+            let (done, more) = strike_in(buffer, id);
+            ctx.order.has_published_targets.set(more);
+            Some(done)
+        }
         _ => None,
     });
     if let Some(done) = own {
         return done;
     }
     let buffer = state().buffers.lock().get(&owner).cloned();
-    buffer.is_some_and(|buffer| strike_in(&buffer, id))
+    buffer.is_some_and(|buffer| strike_in(&buffer, id).0)
 }
 
 /// A lock this thread may have deferred edges into (`owner`, its pending owner) is being
 /// dropped by it: the common end of a short-lived lock. Notes the lock for its edges to be
 /// struck at this thread's next use of its buffer, which takes no lock now; `true` if that is
-/// all there is to do. `false` (nothing done) if another thread is dropping it, or if this
-/// thread's buffer ever overflowed into the graph: then [`forget_pending`] must.
+/// all there is to do. `false` (nothing done) if another thread is dropping it, if this
+/// thread's buffer ever overflowed into the graph, or if it remembers targets a wait published:
+/// then [`forget_pending`] must.
 pub(crate) fn forget_own_pending(id: u64, owner: u64, ctx: &OrderCtx<'_>) -> bool {
     let order = &ctx.order;
-    if ctx.id() != owner || order.published_some.get() {
+    if ctx.id() != owner || order.published_some.get() || order.has_published_targets.get() {
         return false;
     }
     let previous = order.last_dropped.replace(id);
@@ -1001,10 +1030,15 @@ pub(crate) fn publish_before_blocking(ctx: &OrderCtx<'_>) {
         let mut buffer = ctx.order.lock_own(ctx.id());
         let all = std::mem::take(&mut buffer.edges);
         if !all.is_empty() {
-            // Their targets have edges in the graph now, which dropping them must remove: as
-            // after an overflow, this thread's drops take the general path from now on.
-            buffer.published_some = true;
-            ctx.order.published_some.set(true);
+            // Their targets have edges in the graph now, which dropping them must remove.
+            if buffer.published_targets.len() + all.len() <= MAX_PUBLISHED_TARGETS {
+                buffer.published_targets.extend(all.iter().map(|p| p.to));
+                ctx.order.has_published_targets.set(true);
+            } else {
+                // As after an overflow: every later drop takes the general path.
+                buffer.published_some = true;
+                ctx.order.published_some.set(true);
+            }
         }
         all
     };
