@@ -83,6 +83,7 @@ pub(crate) enum Parked {
 /// rely on that.
 pub(crate) unsafe trait RawLock: Sync {
     /// Any thread may release an acquisition, not only the one that made it (a `Lock`).
+    #[cfg_attr(not(feature = "detect"), allow(dead_code))]
     const OWNERLESS: bool = false;
 
     fn try_acquire(&self, access: Access) -> bool;
@@ -90,6 +91,7 @@ pub(crate) unsafe trait RawLock: Sync {
     /// One attempt that may fail even though the lock is free (contention on its word, or
     /// waiters parked): the inlined fast path, which falls back to [`RawLock::try_acquire`] or
     /// a wait.
+    #[cfg_attr(not(feature = "detect"), allow(dead_code))]
     #[inline(always)]
     fn try_acquire_fast(&self, access: Access) -> bool {
         self.try_acquire(access)

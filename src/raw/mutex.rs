@@ -96,6 +96,7 @@ impl RawMutex {
 
     /// One attempt from the unlocked state without waiters, as [`RawMutex::lock`] begins:
     /// may fail although the lock is free (waiters parked, or a spurious failure).
+    #[cfg_attr(not(feature = "detect"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn try_lock_fast(&self) -> bool {
         self.state
