@@ -162,10 +162,12 @@ pub(crate) struct ThreadOrder {
     may_have_pending: Cell<bool>,
     /// `pending.published_some`, readable without its lock (only this thread sets either).
     published_some: Cell<bool>,
-    /// Whether `pending.published_targets` may be non-empty, readable without its lock: set
-    /// by this thread when it adds targets, cleared by it when it finds the set empty (another
-    /// thread's drop may empty it meanwhile: then it only stays set until this thread looks).
-    has_published_targets: Cell<bool>,
+    /// This thread's copy of `pending.published_targets`, readable without its lock, so that
+    /// its drop of any other lock stays cheap: only this thread adds to either, and its own
+    /// drops remove from both. Another thread's drop removes from the shared set only; the id
+    /// it leaves here is never matched again (ids are not reused), and counts toward the
+    /// bound.
+    published_targets: RefCell<HashSet<u64>>,
     /// The last lock this thread deferred edges into and then dropped itself (0: none), whose
     /// edges may still be in `pending`: struck out the next time this thread takes its
     /// buffer's lock ([`ThreadOrder::lock_own`]), so that the drop itself costs no lock (see
@@ -198,7 +200,7 @@ impl ThreadOrder {
             pending: OnceCell::new(),
             may_have_pending: Cell::new(false),
             published_some: Cell::new(false),
-            has_published_targets: Cell::new(false),
+            published_targets: RefCell::new(HashSet::new()),
             last_dropped: Cell::new(0),
             dropped: RefCell::new(Vec::new()),
             class_seen: RefCell::new(HashSet::new()),
@@ -966,23 +968,20 @@ pub(crate) fn remove_lock(id: u64, was_source: bool) {
 /// `own` is the dropping thread's view, if it still has its state: usually the owner drops its
 /// own lock, and its buffer is at hand.
 pub(crate) fn forget_pending(id: u64, owner: u64, own: Option<&OrderCtx<'_>>) -> bool {
-    /// Strikes the edges into `id`; `true` if none of them can be in the graph. With it,
-    /// whether the buffer still remembers published targets.
-    fn strike_in(buffer: &SharedBuffer, id: u64) -> (bool, bool) {
+    /// Strikes the edges into `id`; `true` if none of them can be in the graph.
+    fn strike_in(buffer: &SharedBuffer, id: u64) -> bool {
         let mut pending = buffer.lock();
         strike(&mut pending.edges, id);
         let published = pending.published_targets.remove(&id);
-        (
-            !pending.published_some && !published,
-            !pending.published_targets.is_empty(),
-        )
+        !pending.published_some && !published
     }
     // Usually the owner drops its own lock: its buffer is at hand.
     let own = own.and_then(|ctx| match ctx.order.pending.get() {
         Some(buffer) if ctx.id() == owner => {
-            let (done, more) = strike_in(buffer, id);
-            ctx.order.has_published_targets.set(more);
-            Some(done)
+            if let Ok(mut copy) = ctx.order.published_targets.try_borrow_mut() {
+                copy.remove(&id);
+            }
+            Some(strike_in(buffer, id))
         }
         _ => None,
     });
@@ -990,7 +989,7 @@ pub(crate) fn forget_pending(id: u64, owner: u64, own: Option<&OrderCtx<'_>>) ->
         return done;
     }
     let buffer = state().buffers.lock().get(&owner).cloned();
-    buffer.is_some_and(|buffer| strike_in(&buffer, id).0)
+    buffer.is_some_and(|buffer| strike_in(&buffer, id))
 }
 
 /// A lock this thread may have deferred edges into (`owner`, its pending owner) is being
@@ -1001,8 +1000,14 @@ pub(crate) fn forget_pending(id: u64, owner: u64, own: Option<&OrderCtx<'_>>) ->
 /// then [`forget_pending`] must.
 pub(crate) fn forget_own_pending(id: u64, owner: u64, ctx: &OrderCtx<'_>) -> bool {
     let order = &ctx.order;
-    if ctx.id() != owner || order.published_some.get() || order.has_published_targets.get() {
+    if ctx.id() != owner || order.published_some.get() {
         return false;
+    }
+    // A target a wait published must leave the graph: the general path. (A copy borrowed
+    // elsewhere cannot be, see `publish_before_blocking`; if it were, the general path too.)
+    match order.published_targets.try_borrow() {
+        Ok(copy) if copy.is_empty() || !copy.contains(&id) => {}
+        _ => return false,
     }
     let previous = order.last_dropped.replace(id);
     if previous != 0 {
@@ -1031,13 +1036,16 @@ pub(crate) fn publish_before_blocking(ctx: &OrderCtx<'_>) {
         let all = std::mem::take(&mut buffer.edges);
         if !all.is_empty() {
             // Their targets have edges in the graph now, which dropping them must remove.
-            if buffer.published_targets.len() + all.len() <= MAX_PUBLISHED_TARGETS {
-                buffer.published_targets.extend(all.iter().map(|p| p.to));
-                ctx.order.has_published_targets.set(true);
-            } else {
-                // As after an overflow: every later drop takes the general path.
-                buffer.published_some = true;
-                ctx.order.published_some.set(true);
+            match ctx.order.published_targets.try_borrow_mut() {
+                Ok(mut copy) if copy.len() + all.len() <= MAX_PUBLISHED_TARGETS => {
+                    copy.extend(all.iter().map(|p| p.to));
+                    buffer.published_targets.extend(all.iter().map(|p| p.to));
+                }
+                _ => {
+                    // As after an overflow: every later drop takes the general path.
+                    buffer.published_some = true;
+                    ctx.order.published_some.set(true);
+                }
             }
         }
         all
