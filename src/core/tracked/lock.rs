@@ -177,12 +177,14 @@ fn record_first_hold(
     true
 }
 
-/// Gives back a lock the first attempt took, and takes it through the whole path. What is left
-/// to do may have to come before the hold (publishing another thread's edges into the lock,
-/// recording a new ordering, which can report and, by policy, panic; a first use), and none of
-/// it may run holding a lock the thread has no guard for. To the program this is a release and
-/// a new acquisition, between which another thread may take the lock: an interleaving it could
-/// have had anyway.
+/// Gives back a lock an attempt or a wait took, and takes it through the whole path. What is
+/// left to do may have to come before the hold (publishing another thread's edges into the
+/// lock, recording a new ordering, which can report and, by policy, panic; a first use), and
+/// none of it may run holding a lock the thread has no guard for. To the program this is a
+/// release and a new acquisition, between which another thread may take the lock: an
+/// interleaving it could have had anyway. After an attempt or a wait that found another
+/// thread's deferral made meanwhile (by the lock's holder, while this thread tried or
+/// waited), at most once: publishing it marks the lock as never to be deferred into again.
 #[cold]
 #[inline(never)]
 fn retake<R: RawLock>(
@@ -192,7 +194,7 @@ fn retake<R: RawLock>(
     mode: Mode,
     site: &'static Location<'static>,
 ) -> bool {
-    // SAFETY: the first attempt took the lock with `access`, and nothing else released it.
+    // SAFETY: the caller's attempt or wait took the lock with `access`, and nothing released it.
     unsafe { core.raw().release(access) };
     acquire_slow(core, op, access, mode, site)
 }
@@ -243,8 +245,8 @@ fn acquire_slow<R: RawLock>(
         if core.raw().try_acquire(access) {
             if order::has_foreign_pending_owner(&core.meta, ctx.id()) {
                 // A deferral into the lock was made meanwhile: it is published before the
-                // lock is held (see `give_back_and_claim`).
-                return give_back_and_claim(core, op, access, mode, site);
+                // lock is held (see `retake`).
+                return retake(core, op, access, mode, site);
             }
             acquired(&core.meta, ctx, op, access, site);
             return true;
@@ -254,26 +256,6 @@ fn acquire_slow<R: RawLock>(
         Some(got) => got,
         None => core.acquire_untracked(access, mode),
     }
-}
-
-/// A lock just taken has deferred ordering edges of another thread's, made after this thread
-/// last looked (by its holder, while this thread tried or waited). They must reach the graph
-/// before this thread can make the lock a source, and publishing them may report: it is not
-/// done holding a lock with no guard. The lock is given back and taken again by the whole
-/// path, which publishes first. At most once: publishing marks the lock as never to be
-/// deferred into again.
-#[cold]
-#[inline(never)]
-fn give_back_and_claim<R: RawLock>(
-    core: &LockCore<R>,
-    op: Op,
-    access: Access,
-    mode: Mode,
-    site: &'static Location<'static>,
-) -> bool {
-    // SAFETY: the caller's attempt or wait took the lock with `access`, and nothing released it.
-    unsafe { core.raw().release(access) };
-    acquire_slow(core, op, access, mode, site)
 }
 
 /// Records the ordering edges of a blocking acquisition of `meta` before it can block.
@@ -328,7 +310,7 @@ fn acquire_contended<R: RawLock>(
         // The pending owner was read before the wait: a deferral into the lock made by its
         // holder meanwhile must be published before this thread can make the lock a source.
         if order::has_foreign_pending_owner(&core.meta, ctx.id()) {
-            return give_back_and_claim(core, op, access, mode, site);
+            return retake(core, op, access, mode, site);
         }
         acquired(&core.meta, ctx, op, access, site);
     }
