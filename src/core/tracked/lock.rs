@@ -93,7 +93,8 @@ fn plain_hold_id(
         return None;
     }
     // Another thread's deferred ordering edges into this lock must reach the graph before
-    // this thread can hold it (see `order`).
+    // this thread can hold it (see `order`). `order::has_foreign_pending_owner` with a relaxed
+    // load: on the hot path, and a lock's holder has the owner its predecessor stored.
     let pending = meta.pending_owner.load(Ordering::Relaxed);
     if pending != 0 && pending != ctx.id() {
         return None;
@@ -161,8 +162,7 @@ fn record_first_hold(
         return false;
     }
     // Another thread's deferred edges into the lock: the whole path publishes them first.
-    let pending = meta.pending_owner.load(Ordering::Relaxed);
-    if pending != 0 && pending != ctx.id() {
+    if order::has_foreign_pending_owner(meta, ctx.id()) {
         return false;
     }
     if mode == Mode::Blocking && tracking.lock_order() && ctx.held.len() != 0 {
