@@ -1,4 +1,4 @@
-//! W1–W3 for parking_lot, lockwatch as it is (`new`) and lockwatch at a baseline commit
+//! W1–W3 and W7 for parking_lot, lockwatch as it is (`new`) and lockwatch at a baseline commit
 //! (`old`), interleaved in one process: 100,000 iterations of each in turn, `rounds` times, and
 //! the median over rounds of each round's ratio to parking_lot. Interleaving puts every build
 //! in the same state of the machine (on a shared VM the same binary can run at two speeds; see
@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 macro_rules! workloads {
-    ($one:ident, $pair:ident, $chain:ident, $t:ty) => {
+    ($one:ident, $pair:ident, $chain:ident, $fresh:ident, $t:ty) => {
         #[inline(never)]
         fn $one(m: &$t) {
             *m.lock() += 1;
@@ -16,6 +16,15 @@ macro_rules! workloads {
         fn $pair(a: &$t, b: &$t) {
             let mut x = a.lock();
             *x += *b.lock();
+        }
+        #[inline(never)]
+        fn $fresh(outer: &$t) {
+            let _outer = outer.lock();
+            for k in 0..16 {
+                let fresh = <$t>::new(black_box(k));
+                *fresh.lock() += 1;
+                black_box(&fresh);
+            }
         }
         #[inline(never)]
         fn $chain(locks: &[$t]) {
@@ -30,9 +39,9 @@ macro_rules! workloads {
         }
     };
 }
-workloads!(pl_one, pl_pair, pl_chain, parking_lot::Mutex<u64>);
-workloads!(new_one, new_pair, new_chain, lockwatch::Mutex<u64>);
-workloads!(old_one, old_pair, old_chain, lockwatch_old::Mutex<u64>);
+workloads!(pl_one, pl_pair, pl_chain, pl_fresh, parking_lot::Mutex<u64>);
+workloads!(new_one, new_pair, new_chain, new_fresh, lockwatch::Mutex<u64>);
+workloads!(old_one, old_pair, old_chain, old_fresh, lockwatch_old::Mutex<u64>);
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -46,7 +55,7 @@ fn main() {
     let new: Vec<lockwatch::Mutex<u64>> = (0..8).map(lockwatch::Mutex::new).collect();
     let old: Vec<lockwatch_old::Mutex<u64>> = (0..8).map(lockwatch_old::Mutex::new).collect();
     // ns per iteration: [workload][pl, old, new]
-    let mut ns = vec![[Vec::new(), Vec::new(), Vec::new()]; 3];
+    let mut ns = vec![[Vec::new(), Vec::new(), Vec::new()]; 4];
     let time = |f: &dyn Fn(), iterations: u32| {
         let start = Instant::now();
         for _ in 0..iterations {
@@ -64,8 +73,12 @@ fn main() {
         ns[2][0].push(time(&|| pl_chain(black_box(&pl)), N / 8));
         ns[2][1].push(time(&|| old_chain(black_box(&old)), N / 8));
         ns[2][2].push(time(&|| new_chain(black_box(&new)), N / 8));
+        // Per new lock: 16 a call.
+        ns[3][0].push(time(&|| pl_fresh(black_box(&pl[0])), N / 16) / 16.0);
+        ns[3][1].push(time(&|| old_fresh(black_box(&old[0])), N / 16) / 16.0);
+        ns[3][2].push(time(&|| new_fresh(black_box(&new[0])), N / 16) / 16.0);
     }
-    for (name, w) in ["W1", "W2", "W3"].iter().zip(&ns) {
+    for (name, w) in ["W1", "W2", "W3", "W7"].iter().zip(&ns) {
         let ratio = |k: usize| median(w[k].iter().zip(&w[0]).map(|(x, p)| x / p).collect());
         println!(
             "{name}: parking_lot {:6.2} ns | baseline {:6.2} ns = {:.2}x | now {:6.2} ns = {:.2}x | now/baseline {:.2}",

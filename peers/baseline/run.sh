@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures lockwatch's fast path against itself at a baseline commit, with parking_lot, in
+# Measures lockwatch (W1-W3, W7) against itself at a baseline commit, with parking_lot, in
 # one process (see probe.rs). Usage, from anywhere in the repository:
 #
 #   peers/baseline/run.sh [BASELINE_REV] [PROCESSES] [ROUNDS]
