@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Measures lockwatch (W1-W3, W7) against itself at a baseline commit, with parking_lot, in
+# Measures lockwatch (W1-W4, W7) against itself at a baseline commit, with parking_lot, in
 # one process (see probe.rs). Usage, from anywhere in the repository:
 #
 #   peers/baseline/run.sh [BASELINE_REV] [PROCESSES] [ROUNDS]
 #
 # BASELINE_REV defaults to 094ceff, the last commit before the wait core, whose figures are
-# the limits issue 7 set; each of PROCESSES (default 5) runs ROUNDS (default 150) rounds.
+# the limits issue 7 set; each of PROCESSES (default 5) runs ROUNDS (default 150) rounds, and
+# one more process runs them with LOCKWATCH=off.
 # Everything is built under target/baseline; nothing outside it is touched.
 set -euo pipefail
 rev=${1:-094ceff}
@@ -42,8 +43,10 @@ TOML
 cargo build --quiet --release --manifest-path "$probe/Cargo.toml" --target-dir "$work/target"
 # As in the benchmarks: no variable that changes what lockwatch records.
 for var in $(env | sed -n 's/^\(LOCKWATCH[A-Z_]*\|RUST_BACKTRACE\)=.*/\1/p'); do unset "$var"; done
-echo "baseline $rev vs $(git -C "$root" rev-parse --short HEAD), $processes processes x $rounds rounds"
+echo "baseline $rev vs $(git -C "$root" rev-parse --short HEAD) (and the work tree), $processes processes x $rounds rounds"
 for _ in $(seq "$processes"); do
     "$work/target/release/baseline-probe" "$rounds"
     echo
 done
+# Both builds switched off at run time (the limit: LOCKWATCH=off within 1.1x of parking_lot).
+LOCKWATCH=off "$work/target/release/baseline-probe" "$rounds"
