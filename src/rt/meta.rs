@@ -3,9 +3,10 @@
 //! name them in the graphs.
 
 use super::runtime::runtime;
+use crate::primitive::sync::atomic as shim;
 use lockwatch_detector::ResourceKind as Kind;
 use std::panic::Location;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A fresh resource id. Ids are never reused (addresses are), so a per-thread cache of
@@ -41,11 +42,13 @@ pub(crate) struct Meta {
     name: Option<Arc<str>>,
     created_at: &'static Location<'static>,
     kind: Kind,
-    pub(crate) flags: AtomicU8,
+    /// `FLAG_*`. On the primitive shim, as `pending_owner`: the handshake between a deferral
+    /// and a claim (`order`) runs under loom.
+    pub(crate) flags: shim::AtomicU8,
     pub(crate) id: AtomicU64,
     /// The thread whose buffer holds deferred ordering edges into this lock, or 0. Read by
     /// every acquisition: another thread's acquisition publishes them first.
-    pub(crate) pending_owner: AtomicU64,
+    pub(crate) pending_owner: shim::AtomicU64,
     /// The runtime id of the thread holding it exclusively (for a Lock, the one that acquired
     /// it), or 0.
     pub(crate) owner: AtomicU64,
@@ -75,10 +78,10 @@ impl Meta {
     ) -> Meta {
         Meta {
             id: AtomicU64::new(0),
-            pending_owner: AtomicU64::new(0),
+            pending_owner: shim::AtomicU64::new(0),
             owner: AtomicU64::new(0),
             site: AtomicPtr::new(std::ptr::null_mut()),
-            flags: AtomicU8::new(0),
+            flags: shim::AtomicU8::new(0),
             kind,
             created_at,
             name,

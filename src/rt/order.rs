@@ -416,10 +416,7 @@ pub(crate) fn claim(meta: &Meta, ctx: &OrderCtx<'_>) {
 
 #[cold]
 fn claim_slow(meta: &Meta, ctx: &OrderCtx<'_>) {
-    // The flag first, then the owner: a deferral racing with this re-reads the flag after
-    // setting the owner (see `try_defer`), so one of the two sees the other.
-    meta.mark_no_defer();
-    let owner = meta.pending_owner.swap(0, Ordering::SeqCst);
+    let owner = begin_claim(meta);
     if owner == 0 || owner == ctx.id() {
         return;
     }
@@ -433,6 +430,16 @@ fn claim_slow(meta: &Meta, ctx: &OrderCtx<'_>) {
         let reports = publish(owner, taken);
         emit_all(reports);
     }
+}
+
+/// The claim's side of the handshake with [`own_deferral`]: marks the lock as never to be
+/// deferred into again, then takes its pending owner (returned; 0 if none), whose buffer the
+/// claim then empties of the lock's edges under that buffer's lock. The flag first, then the
+/// owner: a deferral racing with this re-reads the flag after setting the owner, so one of the
+/// two sees the other (both SeqCst). Model-checked with `own_deferral` (`loom_tests` below).
+fn begin_claim(meta: &Meta) -> u64 {
+    meta.mark_no_defer();
+    meta.pending_owner.swap(0, Ordering::SeqCst)
 }
 
 /// Takes the edges into lock `id` out of `buffer`, for a claim. The lock is in the graph from
@@ -1242,5 +1249,95 @@ mod tests {
         cache.insert(a);
         cache.insert(c);
         assert!(cache.contains(c) && cache.contains(a) && !cache.contains(b));
+    }
+}
+
+/// Model checks of the handshake between a deferral and a claim (`--cfg loom`, see
+/// [`crate::primitive`]): [`own_deferral`] and [`begin_claim`] themselves, on a lock's own
+/// atomics, with their callers' discipline around them (the deferring thread holds its
+/// buffer's lock from its read of the pending owner to its push; the claim takes that lock
+/// after `begin_claim`). Whatever the interleaving, an edge the deferral keeps is taken out by
+/// the claim, or left where a later claim finds it (the lock still names its owner): never
+/// stranded in a buffer nobody will look into.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::{begin_claim, own_deferral, Meta};
+    use crate::primitive::sync::{Arc, Mutex};
+    use lockwatch_detector::ResourceKind as Kind;
+    use std::panic::Location;
+    use std::sync::atomic::Ordering;
+
+    const DEFERRER: u64 = 7;
+    const CLAIMER: u64 = 9;
+
+    /// One deferral by `DEFERRER` races one claim by another thread; `already_owner`: the
+    /// deferring thread owned the lock's pending edges before (one already in its buffer);
+    /// `read_before_lock`: it reads the pending owner before taking its buffer's lock (as
+    /// `try_note_single_deferred` does; `try_defer` reads it under the lock).
+    fn deferral_racing_a_claim(already_owner: bool, read_before_lock: bool) {
+        loom::model(move || {
+            let meta = Arc::new(Meta::new(Kind::Mutex, Location::caller()));
+            // Under loom an atomic comes into being on first use (see `crate::primitive`):
+            // here, before another thread can touch it.
+            meta.flags.load(Ordering::Relaxed);
+            meta.pending_owner.load(Ordering::Relaxed);
+            let buffer = Arc::new(Mutex::new(Vec::<u64>::new()));
+            drop(buffer.lock());
+            if already_owner {
+                meta.pending_owner.store(DEFERRER, Ordering::SeqCst);
+                buffer.lock().push(1);
+            }
+            let deferrer = {
+                let (meta, buffer) = (meta.clone(), buffer.clone());
+                loom::thread::spawn(move || {
+                    let read = || meta.pending_owner.load(Ordering::SeqCst);
+                    let (owner, mut edges) = if read_before_lock {
+                        let owner = read();
+                        (owner, buffer.lock())
+                    } else {
+                        let edges = buffer.lock();
+                        (read(), edges)
+                    };
+                    let foreign = owner != 0 && owner != DEFERRER;
+                    let kept = !foreign && own_deferral(&meta, DEFERRER, owner);
+                    if kept {
+                        edges.push(2);
+                    }
+                    kept
+                })
+            };
+            let owner = begin_claim(&meta);
+            let taken = if owner == DEFERRER {
+                std::mem::take(&mut *buffer.lock())
+            } else {
+                Vec::new()
+            };
+            let kept = deferrer.join().unwrap();
+            let left = buffer.lock().clone();
+            let still_owner = meta.pending_owner.load(Ordering::SeqCst) == DEFERRER;
+            for edge in [1, 2] {
+                let made = edge == 1 && already_owner || edge == 2 && kept;
+                let found = taken.contains(&edge) || left.contains(&edge) && still_owner;
+                assert_eq!(made, found, "edge {edge}: taken {taken:?}, left {left:?}");
+            }
+            // The claim ran: no deferral into the lock may succeed from now on.
+            assert!(!meta.may_defer_into());
+            assert!(!own_deferral(&meta, CLAIMER, 0));
+            // Nothing for the lock's drop to undo in the runtime (there is none in a model).
+            meta.flags.store(0, Ordering::Relaxed);
+            meta.pending_owner.store(0, Ordering::Relaxed);
+        });
+    }
+
+    #[test]
+    fn loom_a_deferral_racing_a_claim_never_strands_an_edge() {
+        deferral_racing_a_claim(false, false);
+        deferral_racing_a_claim(false, true);
+    }
+
+    #[test]
+    fn loom_a_deferral_by_the_owner_racing_a_claim_never_strands_an_edge() {
+        deferral_racing_a_claim(true, false);
+        deferral_racing_a_claim(true, true);
     }
 }

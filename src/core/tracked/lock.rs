@@ -638,8 +638,9 @@ pub(crate) fn resume_hold(
 /// deferred edges) leaves it here.
 impl Drop for Meta {
     fn drop(&mut self) {
-        let flags = *self.flags.get_mut();
-        let pending_owner = *self.pending_owner.get_mut();
+        // Loads rather than `get_mut`, which the loom shim's atomics do not have.
+        let flags = self.flags.load(Ordering::Relaxed);
+        let pending_owner = self.pending_owner.load(Ordering::Relaxed);
         if flags != 0 || pending_owner != 0 {
             forget_lock(*self.id.get_mut(), flags, pending_owner);
         }
