@@ -629,6 +629,11 @@ fn each_bad_file_is_one_line_naming_it_and_the_others_still_render() {
 
 #[test]
 fn bad_flags_are_one_line_naming_the_flag() {
+    // A directory that does not exist (a fixed path such as `/nonexistent` may, on some
+    // machine).
+    let missing =
+        std::env::temp_dir().join(format!("lockwatch-no-such-dir-{}", std::process::id()));
+    let missing = missing.to_str().expect("a UTF-8 temporary directory");
     let cases: [(&[&str], &str); 7] = [
         (&["render", "--format", "pdf", "r.json"], "--format"),
         (&["render", "--bogus", "r.json"], "--bogus"),
@@ -637,7 +642,7 @@ fn bad_flags_are_one_line_naming_the_flag() {
         (&["run", "--fail-on", "deadlok", "--", "true"], "deadlok"),
         (&["run", "--timeout", "1s"], "CMD"),
         (
-            &["render", "--source-root", "/nonexistent", "r.json"],
+            &["render", "--source-root", missing, "r.json"],
             "--source-root",
         ),
     ];
