@@ -211,6 +211,13 @@ fn join_on_a_thread_that_waits_for_the_joiner_is_a_deadlock() {
     assert_eq!(edges.len(), 2, "{edges:?}");
     assert!(edges.contains(&(id(main), id(child_resource), id(child))));
     assert!(edges.contains(&(id(child), id(state), id(main))));
+    // A joined thread is waited for, not queued behind.
+    assert!(
+        run.stderr.contains("thread `main` waits for thread `child` to finish")
+            && !run.stderr.contains("queued behind"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

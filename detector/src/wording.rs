@@ -198,7 +198,11 @@ pub(crate) fn wait_label(report: &Report, t: &ThreadReport, w: &WaitingFor) -> S
     if !held_by.is_empty() {
         label.push_str(&format!(", held by {}", names(&held_by)));
     }
-    if !queued.is_empty() {
+    // A thread joined is waited for, not queued behind: naming the resource says it all.
+    let is_thread = report
+        .resource(w.resource)
+        .is_some_and(|r| r.kind == ResourceKind::Thread);
+    if !queued.is_empty() && !is_thread {
         let is_task = report
             .resource(w.resource)
             .is_some_and(|r| r.kind == ResourceKind::Task);
@@ -327,14 +331,19 @@ pub(crate) fn cycle_note(report: &Report) -> Option<String> {
                 let holds = report
                     .thread(h)
                     .is_some_and(|x| x.holds.iter().any(|x| x.resource == r));
-                let is_task = report
-                    .resource(r)
-                    .is_some_and(|x| x.kind == ResourceKind::Task);
+                let kind = report.resource(r).map(|x| x.kind);
+                if kind == Some(ResourceKind::Thread) {
+                    // A join: the thread waited for is the next one of the cycle.
+                    return format!(
+                        "{subject} waits for thread `{}` to finish",
+                        thread(report, h)
+                    );
+                }
                 let releaser = if t == h {
                     "held by itself".to_owned()
                 } else if holds {
                     format!("held by thread `{}`", thread(report, h))
-                } else if is_task {
+                } else if kind == Some(ResourceKind::Task) {
                     format!("queued while thread `{}` is busy", thread(report, h))
                 } else {
                     format!("queued behind thread `{}`", thread(report, h))
