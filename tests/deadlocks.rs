@@ -213,7 +213,8 @@ fn join_on_a_thread_that_waits_for_the_joiner_is_a_deadlock() {
     assert!(edges.contains(&(id(child), id(state), id(main))));
     // A joined thread is waited for, not queued behind.
     assert!(
-        run.stderr.contains("thread `main` waits for thread `child` to finish")
+        run.stderr
+            .contains("thread `main` waits for thread `child` to finish")
             && !run.stderr.contains("queued behind"),
         "{}",
         run.stderr

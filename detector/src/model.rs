@@ -402,16 +402,12 @@ pub struct Report {
     pub pid: u32,
     /// When it was found, in milliseconds since the Unix epoch.
     pub detected_at_ms: u64,
-    #[serde(default)]
     /// Every thread the finding involves.
     pub threads: Vec<ThreadReport>,
-    #[serde(default)]
     /// Every resource those threads wait for or hold.
     pub resources: Vec<ResourceReport>,
-    #[serde(default)]
     /// The cycle, edge by edge (see [`CycleEdge`]); empty for a stall, a long wait or a hang.
     pub cycle: Vec<CycleEdge>,
-    #[serde(default)]
     /// What to change, one suggestion per line.
     pub help: Vec<String>,
     /// The test the process was running, from `NEXTEST_TEST_NAME` (cargo nextest runs one

@@ -596,10 +596,16 @@ fn each_bad_file_is_one_line_naming_it_and_the_others_still_render() {
         "shape.json",
         r#"{"schema": "lockwatch.report/v1", "kind": "deadlock"}"#,
     );
+    // A report of the schema without one of its lists (here `threads`): malformed too.
+    let listless = {
+        let mut value: serde_json::Value = serde_json::from_str(REPORT).unwrap();
+        value.as_object_mut().unwrap().remove("threads");
+        write(&dir, "listless.json", &value.to_string())
+    };
     let missing = dir.join("missing.json").to_str().unwrap().to_owned();
     let run = lockwatch(
         &[
-            "render", &malformed, &good, &foreign, &version, &shape, &missing,
+            "render", &malformed, &good, &foreign, &version, &shape, &listless, &missing,
         ],
         &[],
     );
@@ -610,12 +616,13 @@ fn each_bad_file_is_one_line_naming_it_and_the_others_still_render() {
         "the good file renders"
     );
     let lines: Vec<&str> = run.stderr.lines().collect();
-    assert_eq!(lines.len(), 5, "one line per bad file:\n{}", run.stderr);
+    assert_eq!(lines.len(), 6, "one line per bad file:\n{}", run.stderr);
     let expect = [
         (&malformed, "not a lockwatch report"),
         (&foreign, "no `schema` field"),
         (&version, "unsupported schema `lockwatch.report/v2`"),
         (&shape, "not a lockwatch report"),
+        (&listless, "threads"),
         (&missing, "cannot read"),
     ];
     for (line, (file, what)) in lines.iter().zip(expect) {

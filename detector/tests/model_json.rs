@@ -138,15 +138,31 @@ fn cycle_parses_both_wait_and_order_edges() {
 }
 
 #[test]
-fn missing_optional_lists_default_to_empty() {
-    let r = Report::from_json(
-        r#"{"schema": "lockwatch.report/v1", "kind": "hang", "summary": "s",
-            "pid": 1, "detected_at_ms": 2}"#,
-    )
-    .expect("minimal report parses");
+fn every_list_of_the_schema_is_required_even_empty() {
+    let lists = ["threads", "resources", "cycle", "help"];
+    let with = |skip: Option<&str>| {
+        let mut fields = vec![
+            r#""schema": "lockwatch.report/v1""#.to_owned(),
+            r#""kind": "hang", "summary": "s", "pid": 1, "detected_at_ms": 2"#.to_owned(),
+        ];
+        fields.extend(
+            lists
+                .iter()
+                .filter(|&&l| Some(l) != skip)
+                .map(|l| format!("\"{l}\": []")),
+        );
+        format!("{{{}}}", fields.join(", "))
+    };
+    let r = Report::from_json(&with(None)).expect("a report with empty lists parses");
     assert_eq!(r.kind, ReportKind::Hang);
     assert!(r.threads.is_empty() && r.resources.is_empty() && r.cycle.is_empty());
     assert!(r.help.is_empty());
+    for list in lists {
+        let error = Report::from_json(&with(Some(list)))
+            .expect_err("a report without one of its lists is malformed")
+            .to_string();
+        assert!(error.contains(list), "{list}: {error}");
+    }
 }
 
 #[test]
