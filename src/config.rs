@@ -1,7 +1,7 @@
 //! Settings: read once from the environment (SPEC §4), overridable through [`Config`].
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 /// What happens when a deadlock or stall is found (`LOCKWATCH_ON_DEADLOCK`).
@@ -54,7 +54,10 @@ pub enum Harness {
     /// `#[test]` a `Lock` acquired twice is then reported.
     Libtest,
     /// No harness lockwatch knows of: every thread it never saw may end a wait that any thread
-    /// could end.
+    /// could end. The default; but while `LOCKWATCH_HARNESS` is unset, lockwatch applies
+    /// `Libtest`'s rule where it can tell for certain that libtest runs the process (Linux: the
+    /// executable is a test binary built with the harness, which defines libtest's entry
+    /// point). `LOCKWATCH_HARNESS=none` switches that off.
     None,
 }
 
@@ -105,8 +108,9 @@ impl Default for Config {
             long_wait: None,
             order_graph: None,
             backtrace: BacktraceMode::Blocked,
-            // Nothing tells a library for certain that libtest runs the process (README,
-            // "Threads lockwatch never saw"): `lockwatch run` sets it for test commands.
+            // `None`, which still follows libtest's rule where the runtime can tell that
+            // libtest runs the process (see `Harness::None`; README, "Threads lockwatch never
+            // saw"). `lockwatch run` sets `Libtest` for test commands.
             harness: Harness::None,
         }
     }
@@ -229,16 +233,15 @@ impl Config {
                 _ => None,
             },
         );
-        let harness = parse_var(
-            "LOCKWATCH_HARNESS",
-            "`libtest` or `none`",
-            d.harness,
-            |v| match v {
+        let harness = parse_var("LOCKWATCH_HARNESS", "`libtest` or `none`", d.harness, |v| {
+            let chosen = match v {
                 "libtest" => Some(Harness::Libtest),
                 "none" => Some(Harness::None),
                 _ => None,
-            },
-        );
+            };
+            HARNESS_CHOSEN.store(chosen.is_some(), Ordering::Relaxed);
+            chosen
+        });
         Config {
             enabled,
             on_deadlock,
@@ -358,6 +361,16 @@ pub(crate) fn enabled() -> bool {
 #[cfg_attr(not(feature = "detect"), allow(dead_code))]
 pub(crate) fn lock_order_enabled() -> bool {
     tracking().is_some_and(Tracking::lock_order)
+}
+
+/// Whether `LOCKWATCH_HARNESS` names a harness (a valid value): then lockwatch does not look
+/// for one itself (see [`Harness::None`]).
+static HARNESS_CHOSEN: AtomicBool = AtomicBool::new(false);
+
+/// Whether the harness was chosen by `LOCKWATCH_HARNESS` rather than left to the default.
+#[cfg_attr(not(feature = "detect"), allow(dead_code))]
+pub(crate) fn harness_chosen() -> bool {
+    HARNESS_CHOSEN.load(Ordering::Relaxed)
 }
 
 /// The harness running the process (read by scans, not by the fast path).

@@ -44,9 +44,11 @@
 //! (`/proc/self/status`), so such a thread keeps those waits from being reported. On other
 //! platforms it cannot count them and assumes one may exist: cycles of owned locks (Mutex,
 //! RwLock, ReentrantMutex, RLock, joins) are still reported, but a wait that any thread could
-//! end (a Lock taken twice, a Condvar nobody notifies) is not. Under Rust's test harness, set
-//! `LOCKWATCH_HARNESS=libtest` ([`Harness`]): the harness's main thread, which only coordinates
-//! tests, then does not count, and such waits inside a `#[test]` are reported.
+//! end (a Lock taken twice, a Condvar nobody notifies) is not. Under Rust's test harness the
+//! harness's main thread only coordinates tests: with `LOCKWATCH_HARNESS=libtest` ([`Harness`])
+//! it does not count, and such waits inside a `#[test]` are reported. On Linux that is also the
+//! default, when the executable is a test binary built with the harness (lockwatch reads its
+//! symbol table once, when a scan first needs to know).
 //!
 //! ## Configuration
 //!

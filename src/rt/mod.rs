@@ -16,12 +16,14 @@
 //! - `detect`: scans, the watchdog, verdicts;
 //! - `report`: claiming findings, delivery (reporter and handler threads), policies;
 //! - `trace`: backtrace capture and symbol resolution;
-//! - `dump`: the `SIGUSR1` hang dump for `lockwatch run --timeout`.
+//! - `dump`: the `SIGUSR1` hang dump for `lockwatch run --timeout`;
+//! - `libtest`: whether Rust's test harness runs the process (`LOCKWATCH_HARNESS`'s default).
 
 pub(crate) mod detect;
 pub(crate) mod dump;
 pub(crate) mod graph;
 pub(crate) mod held;
+pub(crate) mod libtest;
 pub(crate) mod local;
 pub(crate) mod mail;
 pub(crate) mod meta;
