@@ -89,8 +89,11 @@ pub use lockwatch_detector::{Report, ReportKind};
 pub use lockwatch_detector as detector;
 
 /// Runs a scan now and returns what it finds. Each finding is returned once: a deadlock
-/// already reported (by the runtime or an earlier call) is not returned again. Findings
-/// returned here are not printed and no policy is applied to them.
+/// already reported (by the runtime or an earlier call) is not returned again. A finding this
+/// scan is first to see is also delivered as the runtime's own are: printed, written to
+/// `LOCKWATCH_REPORT_DIR`, passed to the handler, and the policy applies (under `abort` the
+/// process exits; under `panic` the thread whose wait closed the cycle panics), so a program
+/// that polls `check()` cannot keep a deadlock from its report.
 ///
 /// ```
 /// let m = lockwatch::Mutex::named("healthy", 0);

@@ -506,10 +506,23 @@ fn panic_target(found: &Indexed, finding: &Finding, windows: &Windows) -> Option
 /// Claims every confirmed finding not claimed before and hands it to the reporter.
 fn scan_and_report() {
     let _scanner = detection().scanner.lock();
+    for (draft, verdict) in claim_for_delivery() {
+        report::submit(
+            Draft::Later(Box::new(move || draft.build())),
+            Emitted::Stuck { verdict },
+        );
+    }
+}
+
+/// Claims every confirmed finding not claimed before, each with the verdict its delivery
+/// carries under policy `panic` (a finding no thread of which can take a verdict now is left
+/// for a later scan). The caller holds the scanner lock.
+fn claim_for_delivery() -> Vec<(FindingDraft, Option<(u64, u64)>)> {
     let Some(found) = confirmed_findings() else {
-        return;
+        return Vec::new();
     };
     let panic_policy = panic_policy();
+    let mut claimed = Vec::new();
     for Confirmed { finding, identity } in &found.findings {
         let verdict = if panic_policy {
             let mut windows = detection().verdicts.lock();
@@ -529,17 +542,14 @@ fn scan_and_report() {
             }
             None
         };
-        let draft = found.draft(finding);
-        report::submit(
-            Draft::Later(Box::new(move || draft.build())),
-            Emitted::Stuck { verdict },
-        );
+        claimed.push((found.draft(finding), verdict));
     }
+    claimed
 }
 
-/// Claims every confirmed finding not claimed before, for the caller to build: `check()` and
-/// the reporter's last scan under `abort`. `None` if a scan did not finish within `wait` (the
-/// watchdog's scan in progress is the one to wait for; it may be the caller's own).
+/// Claims every confirmed finding not claimed before, for the caller to build: the reporter's
+/// last scan under `abort`. `None` if a scan did not finish within `wait` (the watchdog's scan
+/// in progress is the one to wait for; it may be the caller's own).
 fn claim_all(wait: Duration) -> Option<Vec<FindingDraft>> {
     let _scanner = detection().scanner.try_lock_for(wait)?;
     let Some(found) = confirmed_findings() else {
@@ -656,20 +666,28 @@ pub(crate) fn mark_owner_hold(
 /// watchdog's). Findings are returned, not printed, and count as reported; no handler runs.
 pub(crate) fn check() -> Vec<Report> {
     // A bug in the analysis must not become a panic in the caller.
-    let drafts = std::panic::catch_unwind(|| claim_all(Duration::MAX).unwrap_or_default());
-    let Ok(drafts) = drafts else {
+    let claimed = std::panic::catch_unwind(|| {
+        let _scanner = detection().scanner.lock();
+        claim_for_delivery()
+    });
+    let Ok(claimed) = claimed else {
         diag!("lockwatch: internal error: a scan panicked; the program continues");
         return Vec::new();
     };
-    drafts
+    claimed
         .into_iter()
-        .filter_map(|draft| {
+        .filter_map(|(draft, verdict)| {
             match std::panic::catch_unwind(|| {
                 let mut report = draft.build();
                 report::annotate(&mut report);
                 report
             }) {
-                Ok(report) => Some(report),
+                Ok(report) => {
+                    // Delivered like any finding (printed, written, handled, the policy
+                    // applied): the caller's scan only came first.
+                    report::submit(Draft::Ready(report.clone()), Emitted::Stuck { verdict });
+                    Some(report)
+                }
                 Err(_) => {
                     diag!("lockwatch: internal error: building a report panicked");
                     None
