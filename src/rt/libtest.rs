@@ -41,6 +41,7 @@ pub(crate) fn runs_this_process() -> bool {
 /// Whether a symbol name is libtest's entry point, in the legacy or the v0 mangling
 /// (`_ZN4test16test_main_static17h…E`, `_RNvCs…_4test16test_main_static`): the function
 /// `test_main_static` (or `test_main_static_abort`) at the root of the crate `test`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn is_libtest_entry(name: &[u8]) -> bool {
     const ENTRIES: [&[u8]; 2] = [b"4test16test_main_static", b"4test22test_main_static_abort"];
     // What may follow the path: nothing, a legacy hash (`17h…E`), a suffix (`.llvm.…`).
