@@ -166,7 +166,9 @@ impl<T> JoinHandle<T> {
         self.inner.thread()
     }
 
-    /// Waits for completion; returns false if the deadline passed first.
+    /// Waits for completion; returns false if the deadline passed first. `#[track_caller]`: a
+    /// verdict (policy `panic`) is raised inside, on the caller's line.
+    #[track_caller]
     fn wait(&self, deadline: Option<Instant>, site: &'static Location<'static>) -> bool {
         if self.completion.is_done() {
             return true;

@@ -343,6 +343,18 @@ fn policy_panic_panics_the_thread_that_closed_the_cycle() {
     assert!(run.stdout.contains("transfer abandoned"), "{}", run.stdout);
     assert!(run.stdout.contains("transfer done"), "{}", run.stdout);
     assert_eq!(run.reports_of_kind("deadlock").len(), 1);
+    // The panic names the program's line where the thread blocked, not one of lockwatch's.
+    let panicked: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("panicked at"))
+        .collect();
+    assert_eq!(panicked.len(), 1, "{}", run.stderr);
+    assert!(
+        panicked[0].contains("panicked at examples/abba.rs:"),
+        "{}",
+        panicked[0]
+    );
 }
 
 #[test]

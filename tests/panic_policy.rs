@@ -55,7 +55,8 @@ fn an_rwlock_writer_deadlocked_on_itself_panics_when_another_thread_scans_first(
         for (who, handle) in [("upgrader", writer), ("relocker", relocker)] {
             let message = panic_message(handle);
             assert!(message.starts_with("deadlock detected"), "{who}: {message}");
-            // It names where the thread is stuck: the panic itself is raised inside lockwatch.
+            // It names where the thread is stuck (the writer's panic is raised inside
+            // lockwatch; the Mutex's at the program's line, see `deadlocks.rs`).
             assert!(
                 message.contains("(this thread waits at tests/panic_policy.rs:"),
                 "{who}: {message}"

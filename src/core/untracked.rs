@@ -83,6 +83,7 @@ impl ThreadTracking {
     }
 
     /// A join is never tracked: the caller waits on its own.
+    #[track_caller]
     pub(crate) fn join(
         &self,
         _done: &RawEvent,

@@ -93,6 +93,7 @@ impl CondvarCore {
     /// Waits with `mutex` held by the caller, which holds it again on return (and on unwind);
     /// returns whether the deadline passed.
     #[inline]
+    #[track_caller]
     pub(crate) fn wait(
         &self,
         mutex: &LockCore<RawMutex>,
@@ -100,7 +101,10 @@ impl CondvarCore {
         site: &'static Location<'static>,
     ) -> bool {
         if config::tracking().is_some() {
-            return wait(&self.raw, &self.info, mutex, deadline, site);
+            let timed_out = wait(&self.raw, &self.info, mutex, deadline, site);
+            // A verdict the wait took (policy `panic`), on the caller's line.
+            wait::raise_held_verdict();
+            return timed_out;
         }
         wait_untracked(&self.raw, mutex.raw(), deadline)
     }
@@ -184,7 +188,9 @@ fn tracked(
     match waited {
         Ok(verdict) => {
             if let Some(message) = verdict {
-                panic!("{message}");
+                // Raised by `CondvarCore::wait`, on the caller's line, now that the mutex is
+                // held again for the guard the panic unwinds through.
+                wait::hold_verdict_message(message);
             }
             !waiter.notified()
         }

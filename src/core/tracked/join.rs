@@ -48,7 +48,9 @@ impl ThreadTracking {
     }
 
     /// Waits until `done` is set (true) or `deadline` passes (false); `None` if the thread or
-    /// the join is not tracked.
+    /// the join is not tracked. A verdict the wait took (policy `panic`) is raised here, on the
+    /// caller's line (see `wait::raise_held_verdict`).
+    #[track_caller]
     pub(crate) fn join(
         &self,
         done: &RawEvent,
@@ -56,7 +58,13 @@ impl ThreadTracking {
         site: &'static Location<'static>,
     ) -> Option<bool> {
         let joined = self.0.as_ref().filter(|_| config::enabled())?;
-        Some(wait(done, joined, deadline, site))
+        let finished = wait(done, joined, deadline, site);
+        if !finished && deadline.is_none() {
+            wait::raise_held_verdict();
+            // No verdict (a bug): an untimed join still waits for the thread.
+            return None;
+        }
+        Some(finished)
     }
 }
 
@@ -150,7 +158,13 @@ fn wait(
             match done.wait_as(deadline, registration.waiter()) {
                 Parked::Acquired => return true,
                 Parked::TimedOut => return false,
-                Parked::Interrupted => registration.take_verdict(),
+                // With a verdict, back unjoined for `ThreadTracking::join` to raise it;
+                // without one (a stale one was discarded), park again.
+                Parked::Interrupted => {
+                    if registration.hold_verdict() {
+                        return false;
+                    }
+                }
             }
         })
     });

@@ -32,16 +32,21 @@ impl<R: RawLock> LockCore<R> {
     #[track_caller]
     pub(crate) fn acquire(&self, op: Op, access: Access, mode: Mode) -> bool {
         let site = Location::caller();
-        if self.raw().try_acquire_fast(access) {
-            return match config::tracking() {
+        let got = if self.raw().try_acquire_fast(access) {
+            match config::tracking() {
                 Some(tracking) => took(self, tracking, op, access, mode, site),
                 None => true,
-            };
+            }
+        } else {
+            match config::tracking() {
+                Some(tracking) => acquire(self, tracking, op, access, mode, site),
+                None => self.acquire_untracked(access, mode),
+            }
+        };
+        if !got && mode == Mode::Blocking {
+            return interrupted(self, access);
         }
-        match config::tracking() {
-            Some(tracking) => acquire(self, tracking, op, access, mode, site),
-            None => self.acquire_untracked(access, mode),
-        }
+        got
     }
 
     /// Releases `access`.
@@ -61,6 +66,17 @@ impl<R: RawLock> LockCore<R> {
     pub(crate) fn note_reentry(&self, delta: i32) {
         on_reentry(&self.meta, delta);
     }
+}
+
+/// A blocking acquisition that returned without the lock: its wait took a verdict (policy
+/// `panic`), raised here so that the panic names the caller's line. Never returns `false`: were
+/// there no verdict (a bug), the lock is taken without tracking, as a blocking acquisition must.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn interrupted<R: RawLock>(core: &LockCore<R>, access: Access) -> bool {
+    wait::raise_held_verdict();
+    core.acquire_untracked(access, Mode::Blocking)
 }
 
 /// Whether a wait on this lock can never end because the current thread itself holds what it
@@ -375,8 +391,13 @@ pub(super) fn wait_for_lock<R: RawLock>(
         match raw.acquire_as(access, deadline, waiter) {
             Parked::Acquired => return true,
             Parked::TimedOut => return false,
-            // No verdict for this wait (a stale one was discarded): park again.
-            Parked::Interrupted => registration.take_verdict(),
+            // With a verdict, back without the lock for the entry point to raise it; without
+            // one (a stale one was discarded), park again.
+            Parked::Interrupted => {
+                if registration.hold_verdict() {
+                    return false;
+                }
+            }
         }
     })
 }

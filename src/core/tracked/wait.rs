@@ -18,6 +18,7 @@ use crate::core::Op;
 use crate::raw::Waiter;
 use crate::rt::graph::{ProbePtr, WaitRecord};
 use crate::rt::{self, detect, order, report, trace, Probe, ThreadCtx};
+use std::cell::Cell;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
@@ -68,11 +69,17 @@ impl<'a> Registration<'a> {
         self.ctx.record.take_verdict(self.seq)
     }
 
-    /// Panics with the verdict posted for this wait, if there is one (policy `panic`: this
-    /// thread's wait closed a cycle). A verdict for an earlier wait is discarded.
-    pub(crate) fn take_verdict(&self) {
-        if let Some(message) = self.ctx.record.take_verdict(self.seq) {
-            panic!("{message}");
+    /// Takes the verdict posted for this wait, if there is one (policy `panic`: this thread's
+    /// wait closed a cycle), for the primitive's entry point to raise once the wait has
+    /// returned ([`raise_held_verdict`]): `true` if there was one, and the wait must then
+    /// return without its resource. A verdict for an earlier wait is discarded.
+    pub(crate) fn hold_verdict(&self) -> bool {
+        match self.ctx.record.take_verdict(self.seq) {
+            Some(message) => {
+                hold_verdict_message(message);
+                true
+            }
+            None => false,
         }
     }
 
@@ -81,6 +88,34 @@ impl<'a> Registration<'a> {
         if self.spec.deadline.is_none() {
             detect::scan_blocked(self.ctx.id());
         }
+    }
+}
+
+thread_local! {
+    /// A verdict a wait of this thread took ([`Registration::hold_verdict`]) and returned with,
+    /// until its primitive's entry point raises it.
+    static HELD_VERDICT: Cell<Option<String>> = const { Cell::new(None) };
+}
+
+/// Keeps a verdict a wait of this thread took, for [`raise_held_verdict`]. Without this
+/// thread's locals (a wait in a late thread-local destructor) it is raised here, where its
+/// panic names lockwatch's line rather than the caller's.
+pub(crate) fn hold_verdict_message(message: String) {
+    let mut kept = Some(message);
+    if HELD_VERDICT.try_with(|v| v.set(kept.take())).is_err() {
+        panic!("{}", kept.unwrap_or_default());
+    }
+}
+
+/// Panics with the verdict a wait of this thread returned with, if there is one. Called by each
+/// primitive's entry point once its wait has returned without the resource: those are
+/// `#[track_caller]` down to here, so the panic names the program's line, where the thread
+/// blocked, not one of lockwatch's.
+#[cold]
+#[track_caller]
+pub(crate) fn raise_held_verdict() {
+    if let Some(message) = HELD_VERDICT.try_with(Cell::take).ok().flatten() {
+        panic!("{message}");
     }
 }
 
