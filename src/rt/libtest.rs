@@ -63,75 +63,21 @@ fn is_libtest_entry(name: &[u8]) -> bool {
     })
 }
 
-/// A minimal ELF64 little-endian reader: the section headers, the symbol table and its string
-/// table, nothing else.
+/// The executable's symbol table, through `object` (already built for backtrace's symbolizer),
+/// read in pieces as the table is walked rather than as a whole file.
 #[cfg(target_os = "linux")]
 mod elf {
-    use std::fs::File;
-    use std::os::unix::fs::FileExt;
-
-    const SHT_SYMTAB: u32 = 2;
-    const STT_FUNC: u8 = 2;
-    /// Sections read whole: beyond this, the executable is not looked into.
-    const MAX_SECTION: u64 = 256 << 20;
-
-    fn read_at(file: &File, offset: u64, len: u64) -> Option<Vec<u8>> {
-        if len > MAX_SECTION {
-            return None;
-        }
-        let mut buf = vec![0; usize::try_from(len).ok()?];
-        file.read_exact_at(&mut buf, offset).ok()?;
-        Some(buf)
-    }
-
-    fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-        Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-    }
-
-    fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-        Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-    }
-
-    fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-        Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-    }
+    use object::{Object, ObjectSymbol, ReadCache, SymbolKind};
 
     /// Whether the ELF file at `path` defines a function named as libtest's entry point;
-    /// `None` if it cannot be read as a 64-bit little-endian ELF file with a symbol table.
+    /// `None` if it cannot be read as an ELF file.
     pub(super) fn defines_libtest_entry(path: &str) -> Option<bool> {
-        let file = File::open(path).ok()?;
-        let header = read_at(&file, 0, 64)?;
-        if header[..4] != *b"\x7fELF" || header[4] != 2 || header[5] != 1 {
-            return None;
-        }
-        let sh_offset = u64_at(&header, 0x28)?;
-        let sh_entsize = u64::from(u16_at(&header, 0x3A)?);
-        let sh_count = u64::from(u16_at(&header, 0x3C)?);
-        if sh_entsize < 64 {
-            return None;
-        }
-        let sections = read_at(&file, sh_offset, sh_entsize * sh_count)?;
-        let section = |k: u64| -> Option<(u32, u64, u64, u32)> {
-            let at = usize::try_from(k * sh_entsize).ok()?;
-            Some((
-                u32_at(&sections, at + 4)?,  // sh_type
-                u64_at(&sections, at + 24)?, // sh_offset
-                u64_at(&sections, at + 32)?, // sh_size
-                u32_at(&sections, at + 40)?, // sh_link
-            ))
-        };
-        let (_, symtab_at, symtab_len, strtab_index) =
-            (0..sh_count).find_map(|k| section(k).filter(|s| s.0 == SHT_SYMTAB))?;
-        let (_, strtab_at, strtab_len, _) = section(u64::from(strtab_index))?;
-        let symbols = read_at(&file, symtab_at, symtab_len)?;
-        let names = read_at(&file, strtab_at, strtab_len)?;
-        Some(symbols.chunks_exact(24).any(|symbol| {
-            let defined = u16_at(symbol, 6).is_some_and(|shndx| shndx != 0);
-            let function = symbol[4] & 0xf == STT_FUNC;
-            let name = u32_at(symbol, 0)
-                .and_then(|at| names.get(usize::try_from(at).ok()?..))
-                .map(|rest| &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]);
-            defined && function && name.is_some_and(super::is_libtest_entry)
+        let cache = ReadCache::new(std::fs::File::open(path).ok()?);
+        let file = object::File::parse(&cache).ok()?;
+        Some(file.symbols().any(|symbol| {
+            symbol.kind() == SymbolKind::Text
+                && symbol.is_definition()
+                && symbol.name_bytes().is_ok_and(super::is_libtest_entry)
         }))
     }
 }
