@@ -547,28 +547,17 @@ fn claim_for_delivery() -> Vec<(FindingDraft, Option<(u64, u64)>)> {
     claimed
 }
 
-/// Claims every confirmed finding not claimed before, for the caller to build: the reporter's
-/// last scan under `abort`. `None` if a scan did not finish within `wait` (the watchdog's scan
-/// in progress is the one to wait for; it may be the caller's own).
-fn claim_all(wait: Duration) -> Option<Vec<FindingDraft>> {
-    let _scanner = detection().scanner.try_lock_for(wait)?;
-    let Some(found) = confirmed_findings() else {
-        return Some(Vec::new());
-    };
-    Some(
-        found
-            .findings
-            .iter()
-            .filter(|c| claim(&c.identity))
-            .map(|c| found.draft(&c.finding))
-            .collect(),
-    )
-}
-
 /// Under policy `abort`, right before the exit: every finding that exists now and was not
-/// claimed yet (a scan in progress claims its findings first).
+/// claimed yet (a scan in progress claims its findings first: it is waited for, within a
+/// bound). No verdicts under `abort`.
 pub(crate) fn final_scan() -> Vec<FindingDraft> {
-    claim_all(Duration::from_secs(2)).unwrap_or_default()
+    let Some(_scanner) = detection().scanner.try_lock_for(Duration::from_secs(2)) else {
+        return Vec::new();
+    };
+    claim_for_delivery()
+        .into_iter()
+        .map(|(draft, _)| draft)
+        .collect()
 }
 
 /// Scan by the watchdog.
@@ -663,7 +652,7 @@ pub(crate) fn mark_owner_hold(
 }
 
 /// `lockwatch::check()`: a scan on demand, on the caller's thread (in turn with the
-/// watchdog's). Findings are returned, not printed, and count as reported; no handler runs.
+/// watchdog's). Findings are returned, and delivered as the watchdog's are.
 pub(crate) fn check() -> Vec<Report> {
     // A bug in the analysis must not become a panic in the caller.
     let claimed = std::panic::catch_unwind(|| {
