@@ -198,15 +198,10 @@ pub(crate) fn wait_label(report: &Report, t: &ThreadReport, w: &WaitingFor) -> S
     if !held_by.is_empty() {
         label.push_str(&format!(", held by {}", names(&held_by)));
     }
+    let kind = report.resource(w.resource).map(|r| r.kind);
     // A thread joined is waited for, not queued behind: naming the resource says it all.
-    let is_thread = report
-        .resource(w.resource)
-        .is_some_and(|r| r.kind == ResourceKind::Thread);
-    if !queued.is_empty() && !is_thread {
-        let is_task = report
-            .resource(w.resource)
-            .is_some_and(|r| r.kind == ResourceKind::Task);
-        if is_task {
+    if !queued.is_empty() && kind != Some(ResourceKind::Thread) {
+        if kind == Some(ResourceKind::Task) {
             label.push_str(&format!(", still queued while {} is busy", names(&queued)));
         } else {
             label.push_str(&format!(", queued behind {}", names(&queued)));

@@ -430,16 +430,15 @@ pub(crate) fn snapshot() -> Snapshot {
         };
         pending.push(gone.record.id, &gone.record.name, state, None, &gone.holds);
     }
-    // Under libtest the process's main thread, while lockwatch has not seen it, only
-    // coordinates tests: the OS counts it, but it can end no wait. Asked only when it decides
-    // (the first answer may read the executable).
     let unknown_threads_can_run = match os_threads {
-        Some(os) => {
-            os > live + internal
-                && !(os == live + internal + 1
-                    && !main_thread_seen
-                    && super::libtest::main_thread_only_coordinates())
-        }
+        Some(os) => match os.saturating_sub(live + internal) {
+            0 => false,
+            // Under libtest the process's main thread, while lockwatch has not seen it, only
+            // coordinates tests: the OS counts it, but it can end no wait. Asked only when it
+            // decides (the first answer may read the executable).
+            1 => main_thread_seen || !super::libtest::main_thread_only_coordinates(),
+            _ => true,
+        },
         // Without a thread count, assume a thread lockwatch never saw may exist.
         None => true,
     };
